@@ -1,0 +1,143 @@
+package catalog
+
+import (
+	"context"
+	"time"
+)
+
+// MaxPageSize is the largest page any listing returns.
+const MaxPageSize = 10000
+
+// DefaultPageSize is the page size when the caller names none.
+const DefaultPageSize = 10
+
+// Store persists collections, items and the outbox. One implementation per
+// database (internal/postgres, internal/sqlite); internal/storetest holds
+// the contract every implementation passes.
+type Store interface {
+	// Ping checks that the database answers. Codes: EUNAVAILABLE.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+
+	// Update runs fn in one transaction and commits when fn returns nil.
+	// Writes inside fn and their events commit together or not at all.
+	// A serialization failure is retried by the store (fn may run again).
+	// Codes: those of fn, EUNAVAILABLE.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// GetCollection returns a collection. Codes: ENOTFOUND.
+	GetCollection(ctx context.Context, id string) (*Collection, error)
+	// ListCollections returns a page of collections ordered by id.
+	ListCollections(ctx context.Context, q CollectionQuery) (*CollectionPage, error)
+	// GetItem returns an item, a tombstone for a deleted one.
+	// Codes: ENOTFOUND.
+	GetItem(ctx context.Context, collection, id string) (*Item, error)
+	// ListItems returns a page of a collection's items ordered by Start
+	// descending, then id descending. Codes: ENOTFOUND (no collection).
+	ListItems(ctx context.Context, q ItemQuery) (*ItemPage, error)
+
+	// BulkLoad writes many items into one collection in one transaction,
+	// with one item.created (or, for a replaced item, item.updated) event
+	// per item. It reads items from next until next returns io.EOF; an
+	// error from next aborts the load and is returned. Items come sealed
+	// (state, timestamps and ETag set). Concurrent loads into the same or
+	// different collections do not deadlock.
+	// In BulkInsert mode an id that exists (or existed: a tombstone) fails
+	// the load with ECONFLICT. In BulkUpsert mode an existing draft is
+	// replaced, keeping its created time; an existing item in any other
+	// state fails the load with ECONFLICT.
+	// Codes: ENOTFOUND (no collection), ECONFLICT, those of next.
+	BulkLoad(ctx context.Context, collection string, mode BulkMode, next func() (*Item, error)) (BulkResult, error)
+
+	// ListEvents returns up to limit outbox events with Seq > after, in Seq order.
+	ListEvents(ctx context.Context, after int64, limit int) ([]*Event, error)
+}
+
+// Tx is the write side of a store inside one transaction.
+type Tx interface {
+	// GetCollection returns a collection and locks it against concurrent
+	// writers until the transaction ends. Codes: ENOTFOUND.
+	GetCollection(ctx context.Context, id string) (*Collection, error)
+	// InsertCollection stores a new collection (sealed). Codes: ECONFLICT.
+	InsertCollection(ctx context.Context, c *Collection) error
+	// UpdateCollection replaces a collection whose ETag is still etag.
+	// Codes: ENOTFOUND, EPRECONDITION.
+	UpdateCollection(ctx context.Context, c *Collection, etag string) error
+	// DeleteCollection removes a collection with all its items.
+	// Codes: ENOTFOUND.
+	DeleteCollection(ctx context.Context, id string) error
+	// GetItem returns an item (or tombstone) and locks it against
+	// concurrent writers until the transaction ends. Codes: ENOTFOUND.
+	GetItem(ctx context.Context, collection, id string) (*Item, error)
+	// InsertItem stores a new item (sealed). Codes: ENOTFOUND (no
+	// collection), ECONFLICT (the id exists or existed).
+	InsertItem(ctx context.Context, it *Item) error
+	// UpdateItem replaces an item whose ETag is still etag; an item whose
+	// Doc is nil is written as a tombstone. Codes: ENOTFOUND, EPRECONDITION.
+	UpdateItem(ctx context.Context, it *Item, etag string) error
+	// AppendEvents writes events to the outbox; the store assigns Seq.
+	AppendEvents(ctx context.Context, events ...*Event) error
+}
+
+// BulkMode says what a bulk load does with ids that exist.
+type BulkMode string
+
+// The bulk load modes.
+const (
+	BulkInsert BulkMode = "insert"
+	BulkUpsert BulkMode = "upsert"
+)
+
+// BulkResult counts what a bulk load wrote.
+type BulkResult struct {
+	Inserted int `json:"inserted"`
+	Updated  int `json:"updated"`
+}
+
+// CollectionQuery selects a page of collections.
+type CollectionQuery struct {
+	Limit int
+	// After and Before are keyset cursors (collection ids); at most one is set.
+	After, Before string
+}
+
+// CollectionPage is one page of collections. Next and Prev are the
+// cursors of the neighbouring pages, empty when there is none.
+type CollectionPage struct {
+	Collections []*Collection
+	Next, Prev  string
+}
+
+// ItemQuery selects a page of a collection's items.
+type ItemQuery struct {
+	Collection string
+	// BBox, when set, keeps items whose geometry intersects it
+	// (4 numbers; for 6 the heights are ignored). Items with a null
+	// geometry never match a bbox.
+	BBox []float64
+	// Start and End, when set, keep items whose [Start, End] overlaps
+	// the interval; a nil end is open.
+	Start, End *time.Time
+	// States keeps items in these states; empty means DefaultListStates.
+	States []State
+	Limit  int
+	// After and Before are keyset cursors; at most one is set.
+	After, Before *Cursor
+}
+
+// Cursor is a position in the item order (Start descending, id descending).
+type Cursor struct {
+	Start time.Time
+	ID    string
+}
+
+// CursorOf returns the cursor at an item.
+func CursorOf(it *Item) *Cursor { return &Cursor{Start: it.Start, ID: it.ID} }
+
+// ItemPage is one page of items with the cursors of its neighbours
+// (nil when there is none).
+type ItemPage struct {
+	Items      []*Item
+	Next, Prev *Cursor
+}
