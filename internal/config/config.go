@@ -1,0 +1,156 @@
+// Package config holds the settings of the twinstac server: their flags,
+// their environment variables and their defaults. Every flag has an
+// environment variable named TWINSTAC_ plus the flag name in upper case
+// with dashes as underscores; a flag given on the command line wins.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Server are the settings of `twinstac serve`.
+type Server struct {
+	Addr             string
+	DataDir          string
+	DatabaseURL      string
+	PublicURL        string
+	MaxBodyBytes     ByteSize
+	MaxAssetBytes    ByteSize
+	CORSReadOrigins  []string
+	CORSWriteOrigins []string
+	LogLevel         string
+	LogFormat        string
+}
+
+// Defaults returns the settings of a server started with no flags.
+func Defaults() Server {
+	return Server{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./twinstac-data",
+		MaxBodyBytes:    10 << 20,
+		MaxAssetBytes:   5 << 30,
+		CORSReadOrigins: []string{"*"},
+		LogLevel:        "info",
+		LogFormat:       "auto",
+	}
+}
+
+// StoreFlags registers the flags that choose the database (serve and migrate).
+func (c *Server) StoreFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded SQLite database and the blob files")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (postgres://user@host/db); empty uses the embedded SQLite database in the data folder")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json, text, or auto (JSON unless the output is a terminal)")
+}
+
+// ServeFlags registers the flags of `twinstac serve`.
+func (c *Server) ServeFlags(fs *pflag.FlagSet) {
+	c.StoreFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "address to listen on (host:port; port 0 picks a free port)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL used in links (default: derived from each request)")
+	fs.Var(&c.MaxBodyBytes, "max-body-size", "largest JSON request body, and largest item in a bulk load (e.g. 10MiB)")
+	fs.Var(&c.MaxAssetBytes, "max-asset-size", "largest asset upload (e.g. 5GiB)")
+	fs.StringSliceVar(&c.CORSReadOrigins, "cors-read-origins", c.CORSReadOrigins, "browser origins allowed to read (GET, HEAD); * for any")
+	fs.StringSliceVar(&c.CORSWriteOrigins, "cors-write-origins", c.CORSWriteOrigins, "browser origins allowed to write (POST, PUT, PATCH, DELETE) as well as read")
+}
+
+// EnvName returns the environment variable of a flag.
+func EnvName(flag string) string {
+	return "TWINSTAC_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// AnnotateEnv appends each flag's environment variable to its usage, so
+// that --help lists them.
+func AnnotateEnv(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" && !strings.Contains(f.Usage, "(env ") {
+			f.Usage += " (env " + EnvName(f.Name) + ")"
+		}
+	})
+}
+
+// ApplyEnv sets every flag not given on the command line from its
+// environment variable, when that is set.
+func ApplyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if f.Value.Type() == "stringSlice" {
+				if sv, ok := f.Value.(pflag.SliceValue); ok {
+					err = sv.Replace(splitList(v))
+					return
+				}
+			}
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ByteSize is a size in bytes that parses "10MiB", "5GB", "512k" or a
+// plain number.
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	factor int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"tb", 1000 * 1000 * 1000 * 1000},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+}
+
+// Set implements pflag.Value.
+func (b *ByteSize) Set(s string) error {
+	t := strings.ToLower(strings.TrimSpace(s))
+	factor := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, factor = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size such as 10MiB", s)
+	}
+	*b = ByteSize(n * float64(factor))
+	return nil
+}
+
+// String implements pflag.Value.
+func (b *ByteSize) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		s string
+		f int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.f && n%u.f == 0 {
+			return strconv.FormatInt(n/u.f, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Type implements pflag.Value.
+func (b *ByteSize) Type() string { return "size" }

@@ -1,0 +1,153 @@
+package openapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/twinstac/twinstac/catalog"
+)
+
+// Version is the API version in the OpenAPI document.
+const Version = "0.1.0"
+
+// Config tunes the HTTP API.
+type Config struct {
+	// PublicURL is the external base URL; empty derives it from requests.
+	PublicURL string
+	// MaxBodyBytes caps JSON request bodies (default 10 MiB).
+	MaxBodyBytes int64
+	// CORS says which browser origins may call the API.
+	CORS CORS
+}
+
+// Deps are what the API needs to serve.
+type Deps struct {
+	Catalog *catalog.Service
+	// Ready checks the stores for /readyz.
+	Ready func(ctx context.Context) error
+	// Registry collects metrics; nil makes a private one.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Server is the twinstac HTTP API.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	api     huma.API
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *metrics
+}
+
+// New builds the API and registers every operation.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	installErrors()
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s.metrics = newMetrics(deps.Registry)
+	s.api = humago.New(s.mux, apiConfig())
+	s.api.UseMiddleware(s.metrics.middleware, keepRequest)
+	registerSchemas(s.api.OpenAPI().Components.Schemas)
+
+	s.registerLanding()
+	s.registerCollections()
+	s.registerItems()
+	s.registerLifecycle()
+	s.registerAssets()
+	s.registerBulk()
+	s.registerHealth()
+	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	s.tidyDocument()
+	s.registerSpec()
+
+	s.handler = withRequestContext(deps.Logger, withCORS(cfg.CORS, http.HandlerFunc(s.route)))
+	return s
+}
+
+// route dispatches on the mux. The landing page is registered as "GET /",
+// which the standard mux treats as a subtree; other unknown paths must
+// still be 404.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	if pattern != "" && (r.URL.Path == "/" || pattern != "GET /") {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" && p != "GET /" {
+			allowed = append(allowed, m)
+		}
+	}
+	s.metrics.observe("notFound", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblemDetail(w, r, &Problem{Status: http.StatusMethodNotAllowed, Title: http.StatusText(http.StatusMethodNotAllowed),
+				Detail: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + strings.Join(allowed, ", "), RequestID: RequestID(r.Context())})
+			return
+		}
+		writeProblem(w, r, catalog.Errorf(catalog.ENOTFOUND, "no such resource: %s %s", r.Method, r.URL.Path))
+	})).ServeHTTP(w, r)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// API returns the huma API (for the exported document).
+func (s *Server) API() huma.API { return s.api }
+
+func apiConfig() huma.Config {
+	huma.DefaultArrayNullable = false
+	c := huma.DefaultConfig("twinstac", Version)
+	c.OpenAPIPath, c.DocsPath, c.SchemasPath = "", "", ""
+	c.CreateHooks = nil // no $schema members or Link headers: STAC clients do not expect them
+	c.Info.Description = "twinstac serves a STAC API catalog of digital-twin assets (twins, models, tools, data, functions) and their results, each item with a lifecycle and its files in a blob store."
+	c.Info.License = &huma.License{Name: "Apache-2.0", URL: "https://www.apache.org/licenses/LICENSE-2.0"}
+	c.Info.Contact = &huma.Contact{Name: "twinstac", URL: "https://github.com/twinstac/twinstac"}
+	c.Servers = []*huma.Server{{URL: "/", Description: "this server"}}
+	c.Tags = []*huma.Tag{
+		{Name: "Capabilities", Description: "The landing page, conformance classes and the API description."},
+		{Name: "Collections", Description: "STAC collections: groups of items such as a library of twins or a results collection."},
+		{Name: "Items", Description: "STAC items: twins, models, tools, data, functions, results and snapshots."},
+		{Name: "Lifecycle", Description: "Moving items through draft, published, deprecated, archived and deleted."},
+		{Name: "Assets", Description: "Uploading and downloading the files of items."},
+		{Name: "Health", Description: "Liveness and readiness probes."},
+	}
+	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{}
+	return c
+}
+
+// operation fills the fields every operation shares.
+func (s *Server) operation(id, method, path, tag, summary, desc string, status int, errs ...int) huma.Operation {
+	return huma.Operation{
+		OperationID:      id,
+		Method:           method,
+		Path:             path,
+		Tags:             []string{tag},
+		Summary:          summary,
+		Description:      desc,
+		DefaultStatus:    status,
+		Errors:           errs,
+		Security:         []map[string][]string{},
+		MaxBodyBytes:     s.cfg.MaxBodyBytes,
+		SkipValidateBody: true,
+	}
+}
