@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -40,7 +41,7 @@ func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
 	}
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: maxAsset}
 	api := openapi.New(openapi.Config{MaxBodyBytes: maxBody, CORS: openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}},
-		openapi.Deps{Catalog: svc, Ready: st.Ping, Registry: prometheus.NewRegistry()})
+		openapi.Deps{Catalog: svc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st}

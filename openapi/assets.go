@@ -67,11 +67,11 @@ func (s *Server) registerAssets() {
 		"Downloads an uploaded asset file. Supports Range requests (206) and If-None-Match (304) against the file's ETag.",
 		http.StatusOK, 404, 410, 416)
 	op.Responses = map[string]*huma.Response{
-		"200": {Description: "The file.", Content: map[string]*huma.MediaType{"application/octet-stream": {}}, Headers: map[string]*huma.Param{
+		"200": {Description: "The file, with the media type it was uploaded with.", Content: map[string]*huma.MediaType{"*/*": {}}, Headers: map[string]*huma.Param{
 			"ETag":          {Description: "The file's checksum as an entity tag.", Schema: &huma.Schema{Type: "string"}},
 			"Accept-Ranges": {Description: "bytes", Schema: &huma.Schema{Type: "string"}},
 		}},
-		"206": {Description: "A part of the file.", Content: map[string]*huma.MediaType{"application/octet-stream": {}}},
+		"206": {Description: "A part of the file.", Content: map[string]*huma.MediaType{"*/*": {}}},
 		"304": {Description: "The file has not changed since the ETag in If-None-Match."},
 	}
 	huma.Register(s.api, op, func(ctx context.Context, in *AssetPath) (*getAssetOutput, error) {

@@ -39,10 +39,6 @@ func (s *Server) registerBulk() {
 		"Load many items",
 		"Loads items into a collection in one transaction, all or nothing: NDJSON (one item per line, `application/x-ndjson`) or JSON (an array of items or a FeatureCollection). The body is streamed, so a load may be far larger than the JSON body limit; each item must fit in it. Every item is validated like a single create, and each gets its own item.created event.",
 		http.StatusOK, 400, 404, 409, 413)
-	op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-		"application/x-ndjson": {Schema: &huma.Schema{Type: "string", Description: "One STAC item per line."}},
-		"application/json":     {Schema: &huma.Schema{OneOf: []*huma.Schema{ref("ItemCollectionInput"), {Type: "array", Items: ref("ItemInput")}}}},
-	}}
 	huma.Register(s.api, op, func(ctx context.Context, in *bulkInput) (*bulkOutput, error) {
 		mt, _, _ := mime.ParseMediaType(in.contentType)
 		var next func() ([]byte, string, error)
@@ -81,6 +77,12 @@ func (s *Server) registerBulk() {
 		}
 		return &bulkOutput{Body: BulkResult{Inserted: res.Inserted, Updated: res.Updated}}, nil
 	})
+	// Documented after registration: a JSON schema on the operation would
+	// make huma read the whole body before the handler streams it.
+	s.documentBody(op, &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		"application/x-ndjson": {Schema: &huma.Schema{Type: "string", Description: "One STAC item per line."}},
+		"application/json":     {Schema: &huma.Schema{OneOf: []*huma.Schema{ref("ItemCollectionInput"), {Type: "array", Items: ref("ItemInput")}}}},
+	}})
 }
 
 // ndjsonReader yields the non-empty lines of r; a line longer than max is

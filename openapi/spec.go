@@ -157,3 +157,14 @@ func (s *Server) tidyDocument() {
 		}
 	}
 }
+
+// documentBody sets the request body of an operation in the document
+// after it was registered; see registerBulk.
+func (s *Server) documentBody(op huma.Operation, rb *huma.RequestBody) {
+	item := s.api.OpenAPI().Paths[op.Path]
+	for _, o := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch} {
+		if o != nil && o.OperationID == op.OperationID {
+			o.RequestBody = rb
+		}
+	}
+}

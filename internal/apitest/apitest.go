@@ -84,7 +84,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	route, params, routeErr := router.FindRoute(routable(req))
-	undocumented := isUndocumented(req.URL.Path)
+	// CORS preflights are answered by middleware, not by API operations.
+	preflight := req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != ""
+	undocumented := preflight || isUndocumented(req.URL.Path)
 	var input *openapi3filter.RequestValidationInput
 	var reqErr error
 	if routeErr == nil {
