@@ -150,8 +150,8 @@ func itemDoc(id string) map[string]any {
 	return map[string]any{
 		"type": "Feature", "stac_version": "1.0.0", "id": id,
 		"stac_extensions": []string{"https://stac-extensions.github.io/eo/v1.1.0/schema.json"},
-		"geometry": map[string]any{"type": "Point", "coordinates": []float64{11.5, 48.1}},
-		"bbox":     []float64{11.5, 48.1, 11.5, 48.1},
+		"geometry":        map[string]any{"type": "Point", "coordinates": []float64{11.5, 48.1}},
+		"bbox":            []float64{11.5, 48.1, 11.5, 48.1},
 		"properties": map[string]any{
 			"datetime": "2024-06-01T10:00:00Z", "dt:kind": "digital-twin", "eo:cloud_cover": 3.5,
 			"nested": map[string]any{"a": []any{1, "two", nil}},
@@ -321,7 +321,9 @@ func TestItems(t *testing.T) {
 				d["geometry"] = map[string]any{"type": "Polygon", "coordinates": [][][]float64{{{0, 0}, {1, 0}, {1, 1}}}}
 				delete(d, "bbox")
 			}, "/geometry"},
-			{"unknown geometry", func(d map[string]any) { d["geometry"] = map[string]any{"type": "Circle", "coordinates": []float64{0, 0}} }, "/geometry"},
+			{"unknown geometry", func(d map[string]any) {
+				d["geometry"] = map[string]any{"type": "Circle", "coordinates": []float64{0, 0}}
+			}, "/geometry"},
 			{"bbox not matching", func(d map[string]any) { d["bbox"] = []float64{0, 0, 1, 1} }, "/bbox"},
 			{"no datetime", func(d map[string]any) { delete(props(d), "datetime") }, "/properties/datetime"},
 			{"bad datetime", func(d map[string]any) { props(d)["datetime"] = "yesterday" }, "/properties/datetime"},
