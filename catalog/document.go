@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 	"unicode"
@@ -20,9 +21,17 @@ func DecodeDocument(pointer string, raw []byte) (Document, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, Invalid(pointer, "must be a JSON object")
 	}
-	var d Document
-	if err := json.Unmarshal(raw, &d); err != nil {
+	if !json.Valid(raw) {
+		var d Document
+		err := json.Unmarshal(raw, &d)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
 		return nil, Invalid(pointer, "not valid JSON: %s", jsonErrorText(err))
+	}
+	d, err := splitObject(raw)
+	if err != nil {
+		return nil, Invalid(pointer, "must be a JSON object")
 	}
 	return d, nil
 }
@@ -100,7 +109,16 @@ func (d Document) Object(pointer, key string) (Document, error) {
 	if d.IsNull(key) {
 		return nil, nil
 	}
-	return DecodeDocument(pointer+"/"+key, d[key])
+	v := bytes.TrimSpace(d[key])
+	if len(v) == 0 || v[0] != '{' {
+		return nil, Invalid(pointer+"/"+key, "must be a JSON object")
+	}
+	// Members of a Document were validated with it.
+	o, err := splitObject(v)
+	if err != nil {
+		return nil, Invalid(pointer+"/"+key, "must be a JSON object")
+	}
+	return o, nil
 }
 
 // ParseTime parses an RFC 3339 timestamp and returns it in UTC.

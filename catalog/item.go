@@ -57,6 +57,8 @@ type Item struct {
 	// properties. Both are nil for a deleted item (a tombstone).
 	Doc   Document
 	Props Document
+	// sealed is the document as of the last Seal.
+	sealed []byte
 }
 
 // Deleted reports whether the item is a tombstone.
@@ -68,13 +70,17 @@ func (it *Item) MarshalDocument() ([]byte, error) {
 	if it.Doc == nil {
 		return []byte("null"), nil
 	}
-	d := it.Doc.Clone()
-	props, err := json.Marshal(it.Props)
-	if err != nil {
-		return nil, err
+	return appendDocument(make([]byte, 0, 2048), it.Doc, "properties", it.Props), nil
+}
+
+// SealedDocument returns the document as of the last Seal, which is what
+// stores write: items reach stores sealed. For an item never sealed it
+// marshals the document.
+func (it *Item) SealedDocument() ([]byte, error) {
+	if it.sealed != nil {
+		return it.sealed, nil
 	}
-	d["properties"] = props
-	return json.Marshal(d)
+	return it.MarshalDocument()
 }
 
 // Seal recomputes the ETag from the document and returns the document
@@ -85,6 +91,7 @@ func (it *Item) Seal() ([]byte, error) {
 		return nil, Internal(err)
 	}
 	it.ETag = etagOf(it.State, b)
+	it.sealed = b
 	return b, nil
 }
 
@@ -279,8 +286,8 @@ func checkLinks(doc Document) error {
 		delete(doc, "links")
 		return nil
 	}
-	var links []Document
-	if err := json.Unmarshal(doc["links"], &links); err != nil {
+	links, err := objects(doc["links"])
+	if err != nil {
 		return Invalid("/links", "must be an array of link objects")
 	}
 	kept := links[:0]
@@ -297,7 +304,9 @@ func checkLinks(doc Document) error {
 			kept = append(kept, l)
 		}
 	}
-	doc.Set("links", kept)
+	if len(kept) != len(links) {
+		doc.Set("links", kept)
+	}
 	return nil
 }
 
@@ -306,16 +315,17 @@ func checkAssets(doc Document) error {
 		delete(doc, "assets")
 		return nil
 	}
-	var assets map[string]Document
-	if err := json.Unmarshal(doc["assets"], &assets); err != nil {
+	assets, err := doc.Object("", "assets")
+	if err != nil {
 		return Invalid("/assets", "must be an object of asset objects")
 	}
-	for k, a := range assets {
+	for k := range assets {
 		p := "/assets/" + k
 		if err := CheckID(p, k); err != nil {
 			return Invalid(p, "bad asset key: %s", ErrorMessage(err))
 		}
-		if a == nil {
+		a, err := assets.Object("/assets", k)
+		if err != nil || a == nil {
 			return Invalid(p, "must be an asset object")
 		}
 		if _, ok, err := a.String(p, "href"); err != nil || !ok {

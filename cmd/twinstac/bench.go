@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type benchIngest struct {
 	preload     int
 	limit       int
 	keep        bool
+	cpuProfile  string
 }
 
 func newBench(stdout, stderr io.Writer) *cobra.Command {
@@ -70,6 +72,7 @@ Without --database-url the runs use SQLite in a temporary folder.`,
 	f.IntVar(&b.preload, "preload", 0, "items loaded untimed before the timed load")
 	f.IntVar(&b.limit, "limit", 0, "items of the file to use (0: all)")
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
+	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file (with --via store it covers the store path)")
 	cmd.AddCommand(ingest)
 	return cmd
 }
@@ -94,6 +97,17 @@ func (b *benchIngest) run(ctx context.Context, stdout, stderr io.Writer) error {
 	var collections []json.RawMessage
 	if err := json.Unmarshal(cols, &collections); err != nil {
 		return fmt.Errorf("%s: %w", b.collections, err)
+	}
+	if b.cpuProfile != "" {
+		pf, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var results []runResult
 	for i := range b.runs {

@@ -48,7 +48,7 @@ func columnsOf(it *catalog.Item) (itemColumns, error) {
 		c.state = string(catalog.StateDeleted)
 		return c, nil
 	}
-	doc, err := it.MarshalDocument()
+	doc, err := it.SealedDocument()
 	if err != nil {
 		return itemColumns{}, catalog.Internal(err)
 	}
