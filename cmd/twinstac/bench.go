@@ -73,7 +73,7 @@ Without --database-url the runs use SQLite in a temporary folder.`,
 	f.IntVar(&b.limit, "limit", 0, "items of the file to use (0: all)")
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
 	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file (with --via store it covers the store path)")
-	cmd.AddCommand(ingest)
+	cmd.AddCommand(ingest, newBenchGet(stdout))
 	return cmd
 }
 
