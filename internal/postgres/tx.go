@@ -1,0 +1,230 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/twinstac/twinstac/catalog"
+)
+
+// Tx is the catalog.Tx of Store.Update: one READ COMMITTED transaction.
+// Reads lock the rows they return (SELECT ... FOR UPDATE) and updates are
+// compare-and-swap on the ETag, so read-modify-write sequences do not
+// lose updates. A Tx is used by one goroutine and only inside fn.
+type Tx struct {
+	tx pgx.Tx
+	// retry is set when a statement failed with a deadlock or a
+	// serialization failure: Update then runs fn again, whatever fn made
+	// of the error.
+	retry bool
+}
+
+var _ catalog.Tx = (*Tx)(nil)
+
+// fail notes a retryable failure and translates err.
+func (t *Tx) fail(err error) error {
+	if retryable(err) {
+		t.retry = true
+	}
+	return dbError(err)
+}
+
+// GetCollection returns a collection and locks its row until the
+// transaction ends. Codes: ENOTFOUND.
+func (t *Tx) GetCollection(ctx context.Context, id string) (*catalog.Collection, error) {
+	c, err := getCollection(ctx, t.tx, id, true)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	return c, nil
+}
+
+// insertCollectionSQL skips a taken id instead of failing, so that the
+// conflict leaves the transaction usable.
+const insertCollectionSQL = `INSERT INTO collections (id, etag, created, updated, doc)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING key`
+
+// InsertCollection stores a new collection and creates the partition
+// for its items (see attach_item_partition in the migrations).
+// Codes: ECONFLICT, EUNAVAILABLE (the items table stayed locked by
+// others for longer than the DDL lock timeout).
+func (t *Tx) InsertCollection(ctx context.Context, c *catalog.Collection) error {
+	doc, err := json.Marshal(c.Doc)
+	if err != nil {
+		return catalog.Internal(err)
+	}
+	var key int32
+	err = t.tx.QueryRow(ctx, insertCollectionSQL, c.ID, c.ETag, c.Created, c.Updated, doc).Scan(&key)
+	if isNoRows(err) {
+		return catalog.Errorf(catalog.ECONFLICT, "collection %q already exists", c.ID)
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	if _, err := t.tx.Exec(ctx, `SELECT attach_item_partition($1, $2)`, key, c.ID); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// UpdateCollection replaces a collection whose ETag is still etag; its
+// created time stays. Codes: ENOTFOUND, EPRECONDITION.
+func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag string) error {
+	doc, err := json.Marshal(c.Doc)
+	if err != nil {
+		return catalog.Internal(err)
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE collections SET etag = $2, updated = $3, doc = $4 WHERE id = $1 AND etag = $5`,
+		c.ID, c.ETag, c.Updated, doc, etag)
+	if err != nil {
+		return t.fail(err)
+	}
+	return t.swapped(ctx, tag, `SELECT etag FROM collections WHERE id = $1`, []any{c.ID},
+		collectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
+}
+
+// DeleteCollection removes a collection and drops the partition of its
+// items. Dropping the partition locks the items table exclusively until
+// the transaction ends, so it is best the last write of the transaction.
+// Codes: ENOTFOUND, EUNAVAILABLE (the items table stayed locked by others
+// for longer than the DDL lock timeout).
+func (t *Tx) DeleteCollection(ctx context.Context, id string) error {
+	var key int32
+	err := t.tx.QueryRow(ctx, `DELETE FROM collections WHERE id = $1 RETURNING key`, id).Scan(&key)
+	if isNoRows(err) {
+		return collectionNotFound(id)
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	if _, err := t.tx.Exec(ctx, `SELECT drop_item_partition($1)`, key); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// GetItem returns an item or tombstone and locks its row until the
+// transaction ends. Codes: ENOTFOUND.
+func (t *Tx) GetItem(ctx context.Context, collection, id string) (*catalog.Item, error) {
+	it, err := getItem(ctx, t.tx, collection, id, true)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	return it, nil
+}
+
+// insertItemSQL inserts an item if its collection exists and its id is
+// free. Neither a missing collection nor a taken id raises an error,
+// which would abort the transaction: the statement inserts nothing, and
+// InsertItem finds out which it was.
+const insertItemSQL = `INSERT INTO items (collection, id, state, start_dt, end_dt, geometry, created, updated, etag, content)
+SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, ST_GeomFromEWKB($6::bytea),
+	$7::timestamptz, $8::timestamptz, $9::text, $10::jsonb
+WHERE EXISTS (SELECT 1 FROM collections WHERE id = $1)
+ON CONFLICT (collection, id) DO NOTHING`
+
+// InsertItem stores a new item. Codes: ENOTFOUND (no collection),
+// ECONFLICT (the id exists or existed).
+func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {
+	r, err := rowOf(it)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, insertItemSQL, it.Collection, it.ID, r.state, r.start, r.end, r.geometry,
+		r.created, r.updated, r.etag, r.content)
+	if noPartition(err) {
+		// No partition for the collection: it was deleted by a
+		// transaction that committed after this statement's snapshot.
+		return collectionNotFound(it.Collection)
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var (
+		collectionExists bool
+		state            *string
+	)
+	err = t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1),
+		(SELECT state FROM items WHERE collection = $1 AND id = $2)`, it.Collection, it.ID).Scan(&collectionExists, &state)
+	if err != nil {
+		return t.fail(err)
+	}
+	if !collectionExists {
+		return collectionNotFound(it.Collection)
+	}
+	return itemExists(it.Collection, it.ID, state != nil && *state == string(catalog.StateDeleted), nil)
+}
+
+const updateItemSQL = `UPDATE items SET state = $3, start_dt = $4, end_dt = $5, geometry = ST_GeomFromEWKB($6::bytea),
+	updated = $7, etag = $8, content = $9
+WHERE collection = $1 AND id = $2 AND etag = $10`
+
+// UpdateItem replaces an item whose ETag is still etag; an item without a
+// document becomes a tombstone. Its created time stays.
+// Codes: ENOTFOUND, EPRECONDITION.
+func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) error {
+	r, err := rowOf(it)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, updateItemSQL, it.Collection, it.ID, r.state, r.start, r.end, r.geometry,
+		r.updated, r.etag, r.content, etag)
+	if err != nil {
+		return t.fail(err)
+	}
+	return t.swapped(ctx, tag, `SELECT etag FROM items WHERE collection = $1 AND id = $2`, []any{it.Collection, it.ID},
+		itemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
+}
+
+// swapped finishes a compare-and-swap UPDATE: when it touched no row, the
+// row is either missing (ENOTFOUND) or has another ETag (EPRECONDITION).
+func (t *Tx) swapped(ctx context.Context, tag pgconn.CommandTag, lookup string, args []any, notFound error, what string) error {
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var cur string
+	err := t.tx.QueryRow(ctx, lookup, args...).Scan(&cur)
+	if isNoRows(err) {
+		return notFound
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	return catalog.Errorf(catalog.EPRECONDITION, "%s has changed (its ETag is no longer the one given)", what)
+}
+
+const insertEventSQL = `INSERT INTO outbox (id, type, subject, time, payload) VALUES ($1, $2, $3, $4, $5) RETURNING seq`
+
+// AppendEvents writes events to the outbox, in one round trip, and sets
+// their Seq.
+func (t *Tx) AppendEvents(ctx context.Context, events ...*catalog.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	for _, ev := range events {
+		b.Queue(insertEventSQL, eventArgs(ev)...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.Seq) })
+	}
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// eventColumns are the outbox columns an event is written to.
+var eventColumns = []string{"id", "type", "subject", "time", "payload"}
+
+func eventArgs(ev *catalog.Event) []any {
+	payload := []byte(ev.Payload)
+	if len(payload) == 0 {
+		payload = []byte("null")
+	}
+	return []any{ev.ID, ev.Type, ev.Subject, ev.Time, payload}
+}
