@@ -47,10 +47,17 @@ type Store interface {
 	// the load with ECONFLICT. In BulkUpsert mode an existing draft is
 	// replaced, keeping its created time; an existing item in any other
 	// state fails the load with ECONFLICT.
-	// Codes: ENOTFOUND (no collection), ECONFLICT, those of next.
+	// next is called one call at a time, possibly from another goroutine.
+	// Codes: ENOTFOUND (no collection), ECONFLICT, EINVALID (unknown
+	// mode), EUNAVAILABLE, those of next.
 	BulkLoad(ctx context.Context, collection string, mode BulkMode, next func() (*Item, error)) (BulkResult, error)
 
-	// ListEvents returns up to limit outbox events with Seq > after, in Seq order.
+	// ListEvents returns up to limit outbox events with Seq > after, in Seq
+	// order. Seq is assigned when an event is written, not when its
+	// transaction commits, so an event with a lower Seq may become visible
+	// after one with a higher Seq: a reader that follows the feed must
+	// not move its cursor past a gap until the gap is older than the
+	// longest transaction.
 	ListEvents(ctx context.Context, after int64, limit int) ([]*Event, error)
 }
 
@@ -59,13 +66,14 @@ type Tx interface {
 	// GetCollection returns a collection and locks it against concurrent
 	// writers until the transaction ends. Codes: ENOTFOUND.
 	GetCollection(ctx context.Context, id string) (*Collection, error)
-	// InsertCollection stores a new collection (sealed). Codes: ECONFLICT.
+	// InsertCollection stores a new collection (sealed).
+	// Codes: ECONFLICT, EUNAVAILABLE (a lock could not be had in time).
 	InsertCollection(ctx context.Context, c *Collection) error
 	// UpdateCollection replaces a collection whose ETag is still etag.
 	// Codes: ENOTFOUND, EPRECONDITION.
 	UpdateCollection(ctx context.Context, c *Collection, etag string) error
 	// DeleteCollection removes a collection with all its items.
-	// Codes: ENOTFOUND.
+	// Codes: ENOTFOUND, EUNAVAILABLE (a lock could not be had in time).
 	DeleteCollection(ctx context.Context, id string) error
 	// GetItem returns an item (or tombstone) and locks it against
 	// concurrent writers until the transaction ends. Codes: ENOTFOUND.
@@ -103,7 +111,8 @@ type CollectionQuery struct {
 }
 
 // CollectionPage is one page of collections. Next and Prev are the
-// cursors of the neighbouring pages, empty when there is none.
+// cursors of the neighbouring pages, empty when there is none (and always
+// on an empty page).
 type CollectionPage struct {
 	Collections []*Collection
 	Next, Prev  string
@@ -136,7 +145,7 @@ type Cursor struct {
 func CursorOf(it *Item) *Cursor { return &Cursor{Start: it.Start, ID: it.ID} }
 
 // ItemPage is one page of items with the cursors of its neighbours
-// (nil when there is none).
+// (nil when there is none, and always nil on an empty page).
 type ItemPage struct {
 	Items      []*Item
 	Next, Prev *Cursor
