@@ -167,8 +167,12 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if pg, ok := st.(*postgres.Store); ok {
-		reg.MustRegister(postgres.NewCollector(pg))
+	switch st := st.(type) {
+	case *postgres.Store:
+		reg.MustRegister(postgres.NewCollector(st))
+	case *sqlite.Store:
+		w, r := st.DBs()
+		reg.MustRegister(collectors.NewDBStatsCollector(w, "sqlite_write"), collectors.NewDBStatsCollector(r, "sqlite_read"))
 	}
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes)}
 	api := openapi.New(openapi.Config{

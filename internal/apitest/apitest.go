@@ -168,4 +168,3 @@ func clip(b []byte) string {
 	}
 	return strings.TrimSpace(s)
 }
-

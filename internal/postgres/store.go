@@ -26,8 +26,9 @@ type Options struct {
 
 // Store is the catalog.Store on PostgreSQL with PostGIS.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string
+	pool    *pgxpool.Pool
+	schema  string
+	timings *queryTimings
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -60,11 +61,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "twinstac"
 	}
+	timings := newQueryTimings()
+	cfg.ConnConfig.Tracer = timings
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, dbError(err)
 	}
-	s := &Store{pool: pool, schema: opts.Schema}
+	s := &Store{pool: pool, schema: opts.Schema, timings: timings}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -122,6 +122,10 @@ func uri(abs string, params ...string) string {
 	return "file://" + p + "?" + strings.Join(params, "&")
 }
 
+// DBs returns the write and read connection pools, for metrics
+// (database/sql statistics).
+func (s *Store) DBs() (write, read *sql.DB) { return s.w, s.r }
+
 // Ping checks that the database answers. Codes: EUNAVAILABLE.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
