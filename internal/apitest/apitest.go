@@ -9,9 +9,11 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/twinstac/twinstac/internal/stacschema"
 	"github.com/twinstac/twinstac/openapi"
 )
 
@@ -132,7 +135,52 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := openapi3filter.ValidateResponse(req.Context(), rin); err != nil {
 		tr.t.Errorf("%s: response %d does not match the OpenAPI document: %v\nbody: %s", where, resp.StatusCode, short(err), clip(body))
 	}
+	if resp.StatusCode < 300 && strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		tr.checkSTAC(where, body)
+	}
 	return resp, nil
+}
+
+var (
+	stacOnce      sync.Once
+	stacValidator *stacschema.Validator
+)
+
+// checkSTAC validates every STAC object in a response (an item, a
+// collection, the landing page, or those in a page of them) against the
+// official STAC JSON Schema of its version.
+func (tr *transport) checkSTAC(where string, body []byte) {
+	stacOnce.Do(func() {
+		if dir, ok := stacschema.Dir(); ok {
+			stacValidator = stacschema.New(dir)
+		}
+	})
+	if stacValidator == nil {
+		if os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
+			tr.t.Errorf("../shared/conformance/stac-schemas is missing: STAC responses cannot be checked")
+		}
+		return
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return
+	}
+	var objs []json.RawMessage
+	var typ string
+	_ = json.Unmarshal(top["type"], &typ)
+	switch {
+	case typ == "FeatureCollection":
+		_ = json.Unmarshal(top["features"], &objs)
+	case top["collections"] != nil:
+		_ = json.Unmarshal(top["collections"], &objs)
+	case top["stac_version"] != nil:
+		objs = []json.RawMessage{body}
+	}
+	for _, o := range objs {
+		if err := stacValidator.Validate(o); err != nil {
+			tr.t.Errorf("%s: not valid STAC: %v\n%s", where, short(err), clip(o))
+		}
+	}
 }
 
 // routable strips the query-irrelevant parts so the router matches paths
