@@ -81,6 +81,9 @@ type runResult struct {
 	items   int
 	seconds float64
 	peakRSS int64 // bytes; 0 when not measured
+	// copyItems and copyOutbox are the server's time in COPY statements
+	// into items and into the outbox (PostgreSQL through HTTP only).
+	copyItems, copyOutbox float64
 }
 
 func (b *benchIngest) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -118,6 +121,9 @@ func (b *benchIngest) run(ctx context.Context, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "run %d: %d items in %.2f s = %.0f items/s", i+1, r.items, r.seconds, float64(r.items)/r.seconds)
 		if r.peakRSS > 0 {
 			fmt.Fprintf(stdout, ", server peak RSS %d MiB", r.peakRSS>>20)
+		}
+		if r.copyOutbox > 0 {
+			fmt.Fprintf(stdout, "; COPY items %.2f s, COPY outbox %.2f s (%.1f%% of the run)", r.copyItems, r.copyOutbox, 100*r.copyOutbox/r.seconds)
 		}
 		fmt.Fprintln(stdout)
 		results = append(results, r)
@@ -240,6 +246,7 @@ func (b *benchIngest) once(ctx context.Context, run int, collections []json.RawM
 		return nil
 	}
 	n, timed := 0, 0
+	var before [2]float64
 	var start time.Time
 	if b.preload == 0 {
 		start = time.Now()
@@ -270,6 +277,9 @@ func (b *benchIngest) once(ctx context.Context, run int, collections []json.RawM
 				return runResult{}, err
 			}
 			fmt.Fprintf(stderr, "preloaded %d items\n", n)
+			if h, ok := load.(*httpLoader); ok && t.databaseURL != "" {
+				before[0], before[1] = h.copySeconds(ctx)
+			}
 			start = time.Now()
 		}
 	}
@@ -280,6 +290,11 @@ func (b *benchIngest) once(ctx context.Context, run int, collections []json.RawM
 		return runResult{}, err
 	}
 	r := runResult{items: timed, seconds: time.Since(start).Seconds()}
+	if h, ok := load.(*httpLoader); ok && t.databaseURL != "" {
+		r.copyItems, r.copyOutbox = h.copySeconds(ctx)
+		r.copyItems -= before[0]
+		r.copyOutbox -= before[1]
+	}
 	if stop != nil {
 		r.peakRSS = stop()
 	}
@@ -321,6 +336,36 @@ func (h *httpLoader) post(ctx context.Context, path, ct string, body []byte) err
 		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
 	}
 	return nil
+}
+
+// copySeconds reads the server's cumulative COPY time into items and into
+// the outbox from its metrics.
+func (h *httpLoader) copySeconds(ctx context.Context) (items, outbox float64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/metrics", nil)
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "twinstac_postgres_query_duration_seconds_sum{") || !strings.Contains(line, `outcome="ok"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+		switch {
+		case strings.Contains(line, `statement="COPY items"`):
+			items += v
+		case strings.Contains(line, `statement="COPY outbox"`):
+			outbox += v
+		}
+	}
+	return items, outbox
 }
 
 func (h *httpLoader) createCollection(ctx context.Context, doc []byte) error {

@@ -57,8 +57,16 @@ func (q *queryTimings) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.
 }
 
 // TraceCopyFromStart implements pgx.CopyFromTracer.
-func (q *queryTimings) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
-	return context.WithValue(ctx, traceKey{}, traceStart{kind: "COPY", start: time.Now()})
+// COPYs are told apart by target, so that the cost of the outbox rows of
+// a bulk load shows beside that of its items.
+func (q *queryTimings) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromStartData) context.Context {
+	kind := "COPY items"
+	if n := len(data.TableName); n > 0 && data.TableName[n-1] == "outbox" {
+		kind = "COPY outbox"
+	} else if n > 0 && strings.HasPrefix(data.TableName[n-1], "bulk_") {
+		kind = "COPY staging"
+	}
+	return context.WithValue(ctx, traceKey{}, traceStart{kind: kind, start: time.Now()})
 }
 
 // TraceCopyFromEnd implements pgx.CopyFromTracer.
