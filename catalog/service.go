@@ -198,7 +198,7 @@ func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]b
 				return pointInto(err, len(items), i)
 			}
 			if err := tx.InsertItem(ctx, it); err != nil {
-				return conflictItem(err, it)
+				return err
 			}
 			events = append(events, NewItemEvent(EventItemCreated, it, it.Created))
 			if it.State == StatePublished {
@@ -836,12 +836,6 @@ func notFound(err error, format string, args ...any) error {
 	return err
 }
 
-func conflictItem(err error, it *Item) error {
-	if ErrorCode(err) == ECONFLICT {
-		return Errorf(ECONFLICT, "item %q already exists in collection %q (or existed: ids of deleted items are not reused)", it.ID, it.Collection)
-	}
-	return err
-}
 
 func gone(it *Item) error {
 	return Errorf(EGONE, "item %q was deleted at %s", it.ID, FormatTime(it.Updated))

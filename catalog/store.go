@@ -150,3 +150,64 @@ type ItemPage struct {
 	Items      []*Item
 	Next, Prev *Cursor
 }
+
+// NewItemPage builds a page from rows a store read: at most limit+1 of
+// them, in the order of the read (ascending when the query had Before).
+// It trims the extra row, restores the listing order and sets the
+// cursors as ItemQuery documents. Stores share it so that paging means
+// the same everywhere.
+func NewItemPage(items []*Item, q ItemQuery, limit int) *ItemPage {
+	if len(items) == 0 {
+		return &ItemPage{Items: []*Item{}}
+	}
+	backward := q.Before != nil
+	more := len(items) > limit
+	if more {
+		items = items[:limit]
+	}
+	if backward {
+		for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
+			items[i], items[j] = items[j], items[i]
+		}
+	}
+	page := &ItemPage{Items: items}
+	first, last := CursorOf(items[0]), CursorOf(items[len(items)-1])
+	switch {
+	case backward:
+		page.Next = last
+		if more {
+			page.Prev = first
+		}
+	default:
+		if more {
+			page.Next = last
+		}
+		if q.After != nil {
+			page.Prev = first
+		}
+	}
+	return page
+}
+
+// ErrCollectionNotFound is the ENOTFOUND error of a missing collection.
+func ErrCollectionNotFound(id string) error {
+	return Errorf(ENOTFOUND, "collection %q not found", id)
+}
+
+// ErrItemNotFound is the ENOTFOUND error of a missing item.
+func ErrItemNotFound(collection, id string) error {
+	return Errorf(ENOTFOUND, "item %q not found in collection %q", id, collection)
+}
+
+// ErrItemExists is the ECONFLICT error of inserting an id that exists or
+// existed; deleted tells which, so that the message says why the id is
+// taken. cause is kept for logs.
+func ErrItemExists(collection, id string, deleted bool, cause error) error {
+	msg := "item " + quote(id) + " already exists in collection " + quote(collection)
+	if deleted {
+		msg = "item " + quote(id) + " existed in collection " + quote(collection) + " and was deleted; the id of a deleted item is not reused"
+	}
+	return &Error{Code: ECONFLICT, Message: msg, Err: cause}
+}
+
+func quote(s string) string { return string(appendString(nil, s)) }

@@ -138,7 +138,7 @@ func (l *bulkLoad) run(ctx context.Context) error {
 	var key int32
 	err := l.tx.QueryRow(ctx, `SELECT key FROM collections WHERE id = $1`, l.collection).Scan(&key)
 	if isNoRows(err) {
-		return collectionNotFound(l.collection)
+		return catalog.ErrCollectionNotFound(l.collection)
 	}
 	if err != nil {
 		return dbError(err)
@@ -253,7 +253,7 @@ func (s *bulkSource) Err() error { return s.err }
 // in the load is read after the aborted transaction is rolled back.
 func (l *bulkLoad) copyError(ctx context.Context, err error) error {
 	if noPartition(err) || pgCode(err) == codeUndefinedTable {
-		return collectionNotFound(l.collection) // deleted while the load ran
+		return catalog.ErrCollectionNotFound(l.collection) // deleted while the load ran
 	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != codeUniqueViolation {
@@ -274,9 +274,9 @@ func (l *bulkLoad) copyError(ctx context.Context, err error) error {
 	case isNoRows(serr):
 		return &catalog.Error{Code: catalog.ECONFLICT, Message: fmt.Sprintf("item %q comes more than once in the load", id), Err: err}
 	case serr != nil:
-		return itemExists(l.collection, id, false, err)
+		return catalog.ErrItemExists(l.collection, id, false, err)
 	}
-	return itemExists(l.collection, id, state == string(catalog.StateDeleted), err)
+	return catalog.ErrItemExists(l.collection, id, state == string(catalog.StateDeleted), err)
 }
 
 // conflictID reads the item id from the detail of a unique violation on

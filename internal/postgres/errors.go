@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -107,20 +106,5 @@ func noPartition(err error) bool {
 // isNoRows reports pgx's "no rows in result set".
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
-func collectionNotFound(id string) error {
-	return catalog.Errorf(catalog.ENOTFOUND, "collection %q not found", id)
-}
 
-func itemNotFound(collection, id string) error {
-	return catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
-}
 
-// itemExists is the conflict of inserting an id that exists or existed;
-// deleted tells which, so that the message can say why the id is taken.
-func itemExists(collection, id string, deleted bool, err error) error {
-	msg := fmt.Sprintf("item %q already exists in collection %q", id, collection)
-	if deleted {
-		msg = fmt.Sprintf("item %q existed in collection %q and was deleted; the id of a deleted item is not reused", id, collection)
-	}
-	return &catalog.Error{Code: catalog.ECONFLICT, Message: msg, Err: err}
-}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +81,7 @@ func getItem(ctx context.Context, q querier, collection, id string, lock bool) (
 	}
 	it, err := scanItem(collection, q.QueryRow(ctx, query, collection, id))
 	if isNoRows(err) {
-		return nil, itemNotFound(collection, id)
+		return nil, catalog.ErrItemNotFound(collection, id)
 	}
 	if err != nil {
 		return nil, dbError(err)
@@ -188,29 +187,7 @@ func (s *Store) ListItems(ctx context.Context, q catalog.ItemQuery) (*catalog.It
 		}
 		return &catalog.ItemPage{Items: []*catalog.Item{}}, nil
 	}
-	more := len(items) > limit
-	if more {
-		items = items[:limit]
-	}
-	if backward {
-		slices.Reverse(items)
-	}
-	page := &catalog.ItemPage{Items: items}
-	first, last := catalog.CursorOf(items[0]), catalog.CursorOf(items[len(items)-1])
-	if backward {
-		page.Next = last
-		if more {
-			page.Prev = first
-		}
-	} else {
-		if more {
-			page.Next = last
-		}
-		if q.After != nil {
-			page.Prev = first
-		}
-	}
-	return page, nil
+	return catalog.NewItemPage(items, q, limit), nil
 }
 
 // corners returns west, south, east and north of a 4- or 6-number bbox;

@@ -190,7 +190,7 @@ func getCollection(ctx context.Context, q querier, id string, lock bool) (*catal
 	}
 	c, err := scanCollection(q.QueryRow(ctx, query, id))
 	if isNoRows(err) {
-		return nil, collectionNotFound(id)
+		return nil, catalog.ErrCollectionNotFound(id)
 	}
 	if err != nil {
 		return nil, dbError(err)

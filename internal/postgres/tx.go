@@ -84,7 +84,7 @@ func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag s
 		return t.fail(err)
 	}
 	return t.swapped(ctx, tag, `SELECT etag FROM collections WHERE id = $1`, []any{c.ID},
-		collectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
+		catalog.ErrCollectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
 }
 
 // DeleteCollection removes a collection and drops the partition of its
@@ -96,7 +96,7 @@ func (t *Tx) DeleteCollection(ctx context.Context, id string) error {
 	var key int32
 	err := t.tx.QueryRow(ctx, `DELETE FROM collections WHERE id = $1 RETURNING key`, id).Scan(&key)
 	if isNoRows(err) {
-		return collectionNotFound(id)
+		return catalog.ErrCollectionNotFound(id)
 	}
 	if err != nil {
 		return t.fail(err)
@@ -139,7 +139,7 @@ func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {
 	if noPartition(err) {
 		// No partition for the collection: it was deleted by a
 		// transaction that committed after this statement's snapshot.
-		return collectionNotFound(it.Collection)
+		return catalog.ErrCollectionNotFound(it.Collection)
 	}
 	if err != nil {
 		return t.fail(err)
@@ -157,9 +157,9 @@ func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {
 		return t.fail(err)
 	}
 	if !collectionExists {
-		return collectionNotFound(it.Collection)
+		return catalog.ErrCollectionNotFound(it.Collection)
 	}
-	return itemExists(it.Collection, it.ID, state != nil && *state == string(catalog.StateDeleted), nil)
+	return catalog.ErrItemExists(it.Collection, it.ID, state != nil && *state == string(catalog.StateDeleted), nil)
 }
 
 const updateItemSQL = `UPDATE items SET state = $3, start_dt = $4, end_dt = $5, geometry = ST_GeomFromEWKB($6::bytea),
@@ -180,7 +180,7 @@ func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) erro
 		return t.fail(err)
 	}
 	return t.swapped(ctx, tag, `SELECT etag FROM items WHERE collection = $1 AND id = $2`, []any{it.Collection, it.ID},
-		itemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
+		catalog.ErrItemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
 }
 
 // swapped finishes a compare-and-swap UPDATE: when it touched no row, the

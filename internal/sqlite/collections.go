@@ -26,7 +26,7 @@ func scanCollection(row interface{ Scan(...any) error }) (*catalog.Collection, e
 func getCollection(ctx context.Context, q querier, id string) (*catalog.Collection, error) {
 	c, err := scanCollection(q.QueryRowContext(ctx, "SELECT "+collectionColumnList+" FROM collections WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, collectionNotFound(id)
+		return nil, catalog.ErrCollectionNotFound(id)
 	}
 	if err != nil {
 		return nil, dbError(err)

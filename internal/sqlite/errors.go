@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -58,20 +57,5 @@ func dbError(err error) error {
 	return catalog.Internal(err)
 }
 
-func itemNotFound(collection, id string) error {
-	return catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
-}
 
-// itemExists is the conflict of inserting an id that exists or existed;
-// deleted tells which, so that the message can say why the id is taken.
-func itemExists(collection, id string, deleted bool, err error) error {
-	msg := fmt.Sprintf("item %q already exists in collection %q", id, collection)
-	if deleted {
-		msg = fmt.Sprintf("item %q existed in collection %q and was deleted; the id of a deleted item is not reused", id, collection)
-	}
-	return &catalog.Error{Code: catalog.ECONFLICT, Message: msg, Err: err}
-}
 
-func collectionNotFound(id string) error {
-	return catalog.Errorf(catalog.ENOTFOUND, "collection %q not found", id)
-}

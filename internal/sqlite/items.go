@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/twinstac/twinstac/catalog"
@@ -108,7 +107,7 @@ func getItem(ctx context.Context, q querier, collection, id string) (*catalog.It
 	row := q.QueryRowContext(ctx, "SELECT "+itemColumnList+" FROM items WHERE collection = ? AND id = ?", collection, id)
 	it, err := scanItem(collection, row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, itemNotFound(collection, id)
+		return nil, catalog.ErrItemNotFound(collection, id)
 	}
 	if err != nil {
 		return nil, dbError(err)
@@ -222,29 +221,7 @@ func (s *Store) ListItems(ctx context.Context, q catalog.ItemQuery) (*catalog.It
 		}
 		return &catalog.ItemPage{Items: []*catalog.Item{}}, nil
 	}
-	more := len(items) > limit
-	if more {
-		items = items[:limit]
-	}
-	page := &catalog.ItemPage{Items: items}
-	if backward {
-		slices.Reverse(items)
-	}
-	first, last := catalog.CursorOf(items[0]), catalog.CursorOf(items[len(items)-1])
-	if backward {
-		page.Next = last
-		if more {
-			page.Prev = first
-		}
-	} else {
-		if more {
-			page.Next = last
-		}
-		if q.After != nil {
-			page.Prev = first
-		}
-	}
-	return page, nil
+	return catalog.NewItemPage(items, q, limit), nil
 }
 
 func queryItems(ctx context.Context, q querier, collection, query string, args ...any) ([]*catalog.Item, error) {

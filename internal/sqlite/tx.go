@@ -51,7 +51,7 @@ func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag s
 		return dbError(err)
 	}
 	return t.swapped(ctx, res, "SELECT etag FROM collections WHERE id = ?", []any{c.ID},
-		collectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
+		catalog.ErrCollectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
 }
 
 // DeleteCollection removes a collection; its items go by the foreign
@@ -66,7 +66,7 @@ func (t *Tx) DeleteCollection(ctx context.Context, id string) error {
 		return dbError(err)
 	}
 	if n == 0 {
-		return collectionNotFound(id)
+		return catalog.ErrCollectionNotFound(id)
 	}
 	return nil
 }
@@ -103,9 +103,9 @@ func (t *Tx) insertItemError(ctx context.Context, it *catalog.Item, err error) e
 	case isUnique(err):
 		var state string
 		_ = t.tx.QueryRowContext(ctx, "SELECT state FROM items WHERE collection = ? AND id = ?", it.Collection, it.ID).Scan(&state)
-		return itemExists(it.Collection, it.ID, state == string(catalog.StateDeleted), err)
+		return catalog.ErrItemExists(it.Collection, it.ID, state == string(catalog.StateDeleted), err)
 	case isForeignKey(err):
-		return collectionNotFound(it.Collection)
+		return catalog.ErrCollectionNotFound(it.Collection)
 	}
 	return dbError(err)
 }
@@ -125,7 +125,7 @@ func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) erro
 		return dbError(err)
 	}
 	return t.swapped(ctx, res, "SELECT etag FROM items WHERE collection = ? AND id = ?", []any{it.Collection, it.ID},
-		itemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
+		catalog.ErrItemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
 }
 
 // swapped finishes a compare-and-swap UPDATE: when it touched no row, the
