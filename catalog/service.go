@@ -836,7 +836,6 @@ func notFound(err error, format string, args ...any) error {
 	return err
 }
 
-
 func gone(it *Item) error {
 	return Errorf(EGONE, "item %q was deleted at %s", it.ID, FormatTime(it.Updated))
 }

@@ -40,7 +40,7 @@ open-loop load: each request is timed from when it was due, so a slow
 server cannot hide its queueing) and report the latency percentiles of
 each run and their median. The server must be on this machine (loopback).`,
 		Example: "  twinstac bench get --url http://127.0.0.1:8080 --file items-1m.ndjson --rate 1000 --duration 30s",
-		RunE: func(cmd *cobra.Command, _ []string) error { return b.run(cmd.Context(), stdout) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return b.run(cmd.Context(), stdout) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&b.url, "url", "", "base URL of the server (loopback only; required)")

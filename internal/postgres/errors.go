@@ -105,6 +105,3 @@ func noPartition(err error) bool {
 
 // isNoRows reports pgx's "no rows in result set".
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
-
-
-

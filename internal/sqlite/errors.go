@@ -56,6 +56,3 @@ func dbError(err error) error {
 	}
 	return catalog.Internal(err)
 }
-
-
-
