@@ -248,6 +248,11 @@ func (it *Item) decodeTimes(props Document) error {
 	if err != nil {
 		return err
 	}
+	// expires is the client's (the expiry policy acts on it); it must be
+	// a timestamp the server can compare.
+	if _, _, err := props.Time("/properties", PropExpires); err != nil {
+		return err
+	}
 	start, hasStart, err := props.Time("/properties", "start_datetime")
 	if err != nil {
 		return err

@@ -330,6 +330,12 @@ func TestItems(t *testing.T) {
 			{"wrong collection", func(d map[string]any) { d["collection"] = "other" }, "/collection"},
 			{"state on create", func(d map[string]any) { props(d)["dt:state"] = "archived" }, "/properties/dt:state"},
 			{"bad id", func(d map[string]any) { d["id"] = "a/b" }, "/id"},
+			{"bad expires", func(d map[string]any) { props(d)["expires"] = "soon" }, "/properties/expires"},
+			{"end before start", func(d map[string]any) {
+				props(d)["datetime"] = nil
+				props(d)["start_datetime"] = "2024-02-01T00:00:00Z"
+				props(d)["end_datetime"] = "2024-01-01T00:00:00Z"
+			}, "/properties/end_datetime"},
 		}
 		for _, tc := range cases {
 			d := itemDoc("v-" + strings.ReplaceAll(tc.name, " ", "-"))

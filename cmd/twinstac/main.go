@@ -179,7 +179,12 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes),
 		CORS:         openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
-	}, openapi.Deps{Catalog: svc, Ready: st.Ping, Registry: reg, Logger: log})
+	}, openapi.Deps{Catalog: svc, Ready: func(ctx context.Context) error {
+		if err := st.Ping(ctx); err != nil {
+			return err
+		}
+		return blobs.Ping(ctx)
+	}, Registry: reg, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

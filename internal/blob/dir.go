@@ -454,3 +454,15 @@ func isMissing(err error) bool {
 func unavailable(err error) error {
 	return &catalog.Error{Code: catalog.EUNAVAILABLE, Message: "blob store unavailable", Err: err}
 }
+
+// Ping checks that the blob folder is there and writable, for readiness
+// probes. Codes: EUNAVAILABLE.
+func (d *Dir) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(filepath.Join(d.root, tmpDirName), "ping-")
+	if err != nil {
+		return &catalog.Error{Code: catalog.EUNAVAILABLE, Message: "the blob folder is not writable", Err: err}
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}

@@ -208,3 +208,21 @@ func (r *brokenReader) Read(p []byte) (int, error) {
 	r.sent = true
 	return copy(p, "partial"), nil
 }
+
+func TestPing(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	d, err := blob.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping on a writable folder: %v", err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ping(t.Context()); catalog.ErrorCode(err) != catalog.EUNAVAILABLE {
+		t.Fatalf("Ping on a removed folder = %v, want EUNAVAILABLE", err)
+	}
+}
