@@ -58,7 +58,6 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	installErrors()
 	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
 	s.metrics = newMetrics(deps.Registry)
 	s.api = humago.New(s.mux, apiConfig())
@@ -114,8 +113,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // API returns the huma API (for the exported document).
 func (s *Server) API() huma.API { return s.api }
 
-func apiConfig() huma.Config {
+// init sets huma's process-wide settings once, before any server exists:
+// concurrent servers (tests) would otherwise race on them.
+func init() {
+	installErrors()
 	huma.DefaultArrayNullable = false
+}
+
+func apiConfig() huma.Config {
 	c := huma.DefaultConfig("twinstac", Version)
 	c.OpenAPIPath, c.DocsPath, c.SchemasPath = "", "", ""
 	c.CreateHooks = nil // no $schema members or Link headers: STAC clients do not expect them
