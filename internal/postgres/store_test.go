@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	mrand "math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/postgres"
 	"github.com/twinstac/twinstac/internal/storetest"
+	"github.com/twinstac/twinstac/internal/testdb"
 )
 
 const urlEnv = "TWINSTAC_TEST_POSTGRES_URL"
@@ -28,14 +28,7 @@ const urlEnv = "TWINSTAC_TEST_POSTGRES_URL"
 // skipped, or fails when TWINSTAC_TEST_REQUIRE_SERVICES=1.
 func testURL(t testing.TB) string {
 	t.Helper()
-	url := os.Getenv(urlEnv)
-	if url == "" {
-		if os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s is not set, and TWINSTAC_TEST_REQUIRE_SERVICES=1 requires PostgreSQL", urlEnv)
-		}
-		t.Skipf("set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run the PostgreSQL tests", urlEnv)
-	}
-	return url
+	return testdb.ServiceURL(t, urlEnv)
 }
 
 // newSchema returns a fresh schema name and drops the schema when the
