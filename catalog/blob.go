@@ -20,6 +20,10 @@ type BlobStore interface {
 	// Open returns a reader over the blob stored under key.
 	// Codes: EINVALID (bad key), ENOTFOUND.
 	Open(ctx context.Context, key string) (Blob, error)
+	// Move renames the blob under from to to, replacing any blob there,
+	// without copying bytes through the caller (S3: a server-side copy
+	// and delete). Codes: EINVALID (bad key), ENOTFOUND, EUNAVAILABLE.
+	Move(ctx context.Context, from, to string) error
 	// Delete removes the blob under key; a missing blob is not an error.
 	// Codes: EINVALID (bad key), EUNAVAILABLE.
 	Delete(ctx context.Context, key string) error

@@ -726,7 +726,8 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 	}
 	sha := hex.EncodeToString(info.SHA256[:])
 	final := blobKey(collection, id, key, sha)
-	if err := s.copyBlob(ctx, tmp, final); err != nil {
+	if err := s.Blobs.Move(ctx, tmp, final); err != nil {
+		_ = s.Blobs.Delete(ctx, tmp)
 		return nil, err
 	}
 	var out *Item
@@ -783,17 +784,6 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 	return out, nil
 }
 
-// copyBlob moves a finished upload to its content-addressed key.
-func (s *Service) copyBlob(ctx context.Context, from, to string) error {
-	defer func() { _ = s.Blobs.Delete(ctx, from) }()
-	b, err := s.Blobs.Open(ctx, from)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	_, err = s.Blobs.Put(ctx, to, b, 0)
-	return err
-}
 
 // managedBlob returns the blob key of an asset the catalog stores, or "".
 func managedBlob(collection, id, key string, a Document) string {

@@ -466,3 +466,35 @@ func (d *Dir) Ping(ctx context.Context) error {
 	f.Close()
 	return os.Remove(name)
 }
+
+// Move implements catalog.BlobStore with a rename, which is atomic on one
+// file system.
+func (d *Dir) Move(ctx context.Context, from, to string) error {
+	src, err := d.filePath(from)
+	if err != nil {
+		return err
+	}
+	dst, err := d.filePath(to)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(src); err != nil {
+		if isMissing(err) {
+			return catalog.Errorf(catalog.ENOTFOUND, "blob %q not found", from)
+		}
+		return unavailable(err)
+	}
+	if err := d.install(src, dst); err != nil {
+		if isMissing(err) {
+			return catalog.Errorf(catalog.ENOTFOUND, "blob %q not found", from)
+		}
+		return unavailable(err)
+	}
+	d.mu.Lock()
+	d.prune(filepath.Dir(src))
+	d.mu.Unlock()
+	return nil
+}

@@ -59,6 +59,30 @@ func Run(t *testing.T, newStore func(t *testing.T) catalog.BlobStore) {
 		}
 	})
 
+	t.Run("Move", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := context.Background()
+		put(t, s, "up/tmp-1", "new bytes", 0)
+		put(t, s, "final/key", "old bytes", 0)
+		if err := s.Move(ctx, "up/tmp-1", "final/key"); err != nil {
+			t.Fatalf("Move over an existing blob: %v", err)
+		}
+		if got := read(t, s, "final/key"); got != "new bytes" {
+			t.Fatalf("after Move the target holds %q", got)
+		}
+		wantMissing(t, s, "up/tmp-1")
+		if err := s.Move(ctx, "up/tmp-1", "other"); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+			t.Fatalf("Move of a missing blob = %v, want ENOTFOUND", err)
+		}
+		if err := s.Move(ctx, "final/key", "../escape"); catalog.ErrorCode(err) != catalog.EINVALID {
+			t.Fatalf("Move to a bad key = %v, want EINVALID", err)
+		}
+		if got := read(t, s, "final/key"); got != "new bytes" {
+			t.Fatalf("a refused Move changed the source: %q", got)
+		}
+	})
+
 	t.Run("EmptyBlob", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
