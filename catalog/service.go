@@ -784,7 +784,6 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 	return out, nil
 }
 
-
 // managedBlob returns the blob key of an asset the catalog stores, or "".
 func managedBlob(collection, id, key string, a Document) string {
 	href, _, _ := a.String("", "href")
