@@ -159,3 +159,6 @@ func (s *Store) ensurePostGIS(ctx context.Context) error {
 	}
 	return dbError(err)
 }
+
+// Migrations holds the migration files, in order of their numbers.
+var Migrations fs.FS = migrationFiles
