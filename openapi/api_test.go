@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/apitest"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/testdb"
@@ -30,6 +31,9 @@ type bundle struct {
 }
 
 const maxBody = 64 << 10
+
+// adminSecret is the node-admin token of test servers.
+const adminSecret = "test-admin-secret"
 const maxAsset = 1 << 20
 
 func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
@@ -40,8 +44,10 @@ func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
 		t.Fatal(err)
 	}
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: maxAsset}
+	adminHash := access.HashSecret(adminSecret)
+	tokens := &access.Tokens{Store: st.(access.TokenStore), AdminSecretHash: &adminHash}
 	api := openapi.New(openapi.Config{MaxBodyBytes: maxBody, CORS: openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}},
-		openapi.Deps{Catalog: svc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+		openapi.Deps{Catalog: svc, Tokens: tokens, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st}

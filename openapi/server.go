@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // Version is the API version in the OpenAPI document.
@@ -30,6 +31,9 @@ type Config struct {
 // Deps are what the API needs to serve.
 type Deps struct {
 	Catalog *catalog.Service
+	// Tokens authenticates bearer tokens and manages API tokens; nil
+	// serves every caller as anonymous (document export).
+	Tokens *access.Tokens
 	// Ready checks the stores for /readyz.
 	Ready func(ctx context.Context) error
 	// Registry collects metrics; nil makes a private one.
@@ -71,11 +75,12 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerAssets()
 	s.registerBulk()
 	s.registerHealth()
+	s.registerAuth()
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
 	s.tidyDocument()
 	s.registerSpec()
 
-	s.handler = withRequestContext(deps.Logger, withCORS(cfg.CORS, http.HandlerFunc(s.route)))
+	s.handler = withRequestContext(deps.Logger, withCORS(cfg.CORS, s.authenticate(http.HandlerFunc(s.route))))
 	return s
 }
 
@@ -134,11 +139,20 @@ func apiConfig() huma.Config {
 		{Name: "Items", Description: "STAC items: twins, models, tools, data, functions, results and snapshots."},
 		{Name: "Lifecycle", Description: "Moving items through draft, published, deprecated, archived and deleted."},
 		{Name: "Assets", Description: "Uploading and downloading the files of items."},
+		{Name: "Access", Description: "Who the caller is, and API tokens."},
 		{Name: "Health", Description: "Liveness and readiness probes."},
 	}
-	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{}
+	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "An API token from POST /auth/tokens (tst_…), or an OIDC access token. Without one the caller is anonymous; a token that is not valid (unknown, revoked, expired) is a 401 on every operation."},
+	}
 	return c
 }
+
+// optionalAuth: the operation serves anonymous callers and signed-in ones.
+var optionalAuth = []map[string][]string{{}, {"bearerAuth": {}}}
+
+// requiredAuth: the operation needs a signed-in caller.
+var requiredAuth = []map[string][]string{{"bearerAuth": {}}}
 
 // operation fills the fields every operation shares.
 func (s *Server) operation(id, method, path, tag, summary, desc string, status int, errs ...int) huma.Operation {
@@ -150,8 +164,8 @@ func (s *Server) operation(id, method, path, tag, summary, desc string, status i
 		Summary:          summary,
 		Description:      desc,
 		DefaultStatus:    status,
-		Errors:           errs,
-		Security:         []map[string][]string{},
+		Errors:           append(errs, http.StatusUnauthorized),
+		Security:         optionalAuth,
 		MaxBodyBytes:     s.cfg.MaxBodyBytes,
 		SkipValidateBody: true,
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/config"
 	"github.com/twinstac/twinstac/internal/postgres"
@@ -175,11 +176,24 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		reg.MustRegister(collectors.NewDBStatsCollector(w, "sqlite_write"), collectors.NewDBStatsCollector(r, "sqlite_read"))
 	}
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes)}
+	tokenStore, ok := st.(access.TokenStore)
+	if !ok {
+		return fmt.Errorf("the store keeps no API tokens")
+	}
+	tokens := &access.Tokens{Store: tokenStore}
+	if cfg.AdminToken != "" {
+		h := access.HashSecret(cfg.AdminToken)
+		tokens.AdminSecretHash = &h
+	}
+	adminSecret, err := tokens.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("creating the first admin token: %w", err)
+	}
 	api := openapi.New(openapi.Config{
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes),
 		CORS:         openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
-	}, openapi.Deps{Catalog: svc, Ready: func(ctx context.Context) error {
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}
@@ -197,6 +211,10 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "twinstac listening on %s\n", displayURL(ln.Addr()))
+	if adminSecret != "" {
+		// Shown this once, on the terminal; never logged.
+		fmt.Fprintf(stdout, "node admin token (shown only now; keep it safe): %s\n", adminSecret)
+	}
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,10 +29,13 @@ func TestServeStartsWithNoSetup(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
 
-	lines := make(chan string, 1)
+	lines := make(chan string, 2)
 	go func() {
-		line, _ := bufio.NewReader(pr).ReadString('\n')
-		lines <- line
+		rd := bufio.NewReader(pr)
+		for range 2 {
+			line, _ := rd.ReadString('\n')
+			lines <- line
+		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
 	var line string
@@ -48,6 +52,25 @@ func TestServeStartsWithNoSetup(t *testing.T) {
 	}
 	base := strings.TrimSpace(strings.TrimPrefix(line, prefix))
 	c := apitest.Client(t, base)
+	// The first start mints an admin token and prints it once.
+	adminLine := <-lines
+	const adminPrefix = "node admin token (shown only now; keep it safe): "
+	if !strings.HasPrefix(adminLine, adminPrefix) {
+		t.Fatalf("second line %q does not give the admin token", adminLine)
+	}
+	secret := strings.TrimSpace(strings.TrimPrefix(adminLine, adminPrefix))
+	req, _ := http.NewRequest("GET", base+"/auth/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	who, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(who.Body)
+	who.Body.Close()
+	if who.StatusCode != 200 || !bytes.Contains(body, []byte(`"admin":true`)) {
+		t.Fatalf("the printed admin token does not work: %d %s", who.StatusCode, body)
+	}
+
 	for _, path := range []string{"/healthz", "/readyz", "/"} {
 		resp, err := c.Get(base + path)
 		if err != nil {
@@ -80,6 +103,9 @@ func TestServeStartsWithNoSetup(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30 s")
+	}
+	if strings.Contains(stderr.String(), secret) {
+		t.Fatal("the admin token was logged")
 	}
 	if !strings.Contains(stderr.String(), `"request_id"`) {
 		t.Fatalf("log lines lack request ids:\n%s", stderr.String())

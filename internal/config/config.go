@@ -25,6 +25,7 @@ type Server struct {
 	CORSWriteOrigins []string
 	LogLevel         string
 	LogFormat        string
+	AdminToken       string
 }
 
 // Defaults returns the settings of a server started with no flags.
@@ -57,6 +58,7 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.MaxAssetBytes, "max-asset-size", "largest asset upload (e.g. 5GiB)")
 	fs.StringSliceVar(&c.CORSReadOrigins, "cors-read-origins", c.CORSReadOrigins, "browser origins allowed to read (GET, HEAD); * for any")
 	fs.StringSliceVar(&c.CORSWriteOrigins, "cors-write-origins", c.CORSWriteOrigins, "browser origins allowed to write (POST, PUT, PATCH, DELETE) as well as read")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
 }
 
 // EnvName returns the environment variable of a flag.

@@ -1,0 +1,101 @@
+package openapi_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
+
+func TestTokensAndWhoami(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		anon := b.want(b.do("GET", "/auth/whoami", nil), 200).json(t)
+		if anon["anonymous"] != true || anon["admin"] != false {
+			t.Fatalf("anonymous whoami: %v", anon)
+		}
+		admin := bearer(adminSecret)
+		me := b.want(b.do("GET", "/auth/whoami", nil, admin...), 200).json(t)
+		if me["user"] != "admin" || me["admin"] != true || me["via"] != "admin-token" {
+			t.Fatalf("admin whoami: %v", me)
+		}
+		// An admin mints a token for a user; the secret is shown once.
+		r := b.want(b.do("POST", "/auth/tokens", map[string]any{"name": "ana's laptop", "user": "ana", "groups": []string{"eo"}}, admin...), 201)
+		tok := r.json(t)
+		secret, _ := tok["token"].(string)
+		if !strings.HasPrefix(secret, "tst_") || tok["user"] != "ana" || r.Header.Get("Location") == "" {
+			t.Fatalf("minted token: %v", tok)
+		}
+		ana := bearer(secret)
+		who := b.want(b.do("GET", "/auth/whoami", nil, ana...), 200).json(t)
+		subjects := toStrings(who["subjects"])
+		if who["user"] != "ana" || who["admin"] != false || !slices.Contains(subjects, "group:eo") || !slices.Contains(subjects, "token:"+tok["id"].(string)) {
+			t.Fatalf("ana's whoami: %v", who)
+		}
+		// Ana mints a read-only, expiring token of her own.
+		exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		ro := b.want(b.do("POST", "/auth/tokens", map[string]any{"name": "ci", "scopes": []string{"read"}, "expires": exp}, ana...), 201).json(t)
+		roAuth := bearer(ro["token"].(string))
+		if w := b.want(b.do("GET", "/auth/whoami", nil, roAuth...), 200).json(t); !slices.Equal(toStrings(w["scopes"]), []string{"read"}) {
+			t.Fatalf("read-only token scopes: %v", w["scopes"])
+		}
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "wider"}, roAuth...), 403, "")
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x", "user": "bob"}, ana...), 403, "")
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": ""}, ana...), 400, "")
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x", "scopes": []string{"everything"}}, ana...), 400, "")
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x"}), 401, "")
+
+		// Listing shows tokens without secrets.
+		list := b.want(b.do("GET", "/auth/tokens", nil, ana...), 200)
+		if strings.Contains(string(list.body), "tst_") || len(list.json(t)["tokens"].([]any)) != 2 {
+			t.Fatalf("ana's token list: %s", list.body)
+		}
+		b.problem(b.do("GET", "/auth/tokens?user=admin", nil, ana...), 403, "")
+		if all := b.want(b.do("GET", "/auth/tokens?user=*", nil, admin...), 200).json(t); len(all["tokens"].([]any)) < 2 {
+			t.Fatalf("admin's list of all tokens: %v", all)
+		}
+		b.problem(b.do("GET", "/auth/tokens", nil), 401, "")
+
+		// Revocation takes effect on the next request; other users' tokens look missing.
+		bob := b.want(b.do("POST", "/auth/tokens", map[string]any{"name": "bob's", "user": "bob"}, admin...), 201).json(t)
+		b.problem(b.do("DELETE", "/auth/tokens/"+bob["id"].(string), nil, ana...), 404, "")
+		b.problem(b.do("DELETE", "/auth/tokens/"+tok["id"].(string), nil, roAuth...), 403, "")
+		b.want(b.do("DELETE", "/auth/tokens/"+ro["id"].(string), nil, ana...), 204)
+		p := b.problem(b.do("GET", "/auth/whoami", nil, roAuth...), 401, "")
+		if !strings.Contains(p["detail"].(string), "revoked") {
+			t.Fatalf("revoked token: %v", p["detail"])
+		}
+		// A bad token is a 401 everywhere, never anonymous access.
+		for _, path := range []string{"/", "/collections", "/auth/whoami"} {
+			r := b.do("GET", path, nil, bearer("tst_not-a-token")...)
+			b.problem(r, 401, "")
+			if r.Header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("401 on %s without WWW-Authenticate", path)
+			}
+		}
+		b.problem(b.do("GET", "/", nil, "Authorization", "Basic abc"), 401, "")
+
+		// Audit: token creation and revocation are events, without secrets.
+		evs, err := b.store.ListEvents(t.Context(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created, revoked int
+		for _, e := range evs {
+			if strings.Contains(string(e.Payload), "tst_") {
+				t.Fatalf("an event carries a secret: %s", e.Payload)
+			}
+			switch e.Type {
+			case "token.created":
+				created++
+			case "token.revoked":
+				revoked++
+			}
+		}
+		if created != 3 || revoked != 1 {
+			t.Fatalf("%d token.created and %d token.revoked events, want 3 and 1", created, revoked)
+		}
+	})
+}
