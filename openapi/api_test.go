@@ -38,6 +38,11 @@ const maxAsset = 1 << 20
 
 func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
 	t.Helper()
+	return setupWith(t, open, nil)
+}
+
+func setupWith(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.OIDC) *bundle {
+	t.Helper()
 	st := open(t)
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
@@ -47,7 +52,7 @@ func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
 	adminHash := access.HashSecret(adminSecret)
 	tokens := &access.Tokens{Store: st.(access.TokenStore), AdminSecretHash: &adminHash}
 	api := openapi.New(openapi.Config{MaxBodyBytes: maxBody, CORS: openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}},
-		openapi.Deps{Catalog: svc, Tokens: tokens, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+		openapi.Deps{Catalog: svc, Tokens: tokens, OIDC: oidc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st}

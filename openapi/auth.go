@@ -38,7 +38,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			unauthorized(w, r, catalog.Errorf(catalog.EUNAUTHENTICATED, "the Authorization header must be \"Bearer <token>\""))
 			return
 		}
-		c, err := s.deps.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		var c *access.Caller
+		var err error
+		if s.deps.OIDC != nil && access.LooksLikeJWT(secret) {
+			c, err = s.deps.OIDC.Authenticate(r.Context(), secret)
+		} else {
+			c, err = s.deps.Tokens.Authenticate(r.Context(), secret)
+		}
 		if err != nil {
 			unauthorized(w, r, err)
 			return

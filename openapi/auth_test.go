@@ -5,6 +5,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
+	"github.com/twinstac/twinstac/internal/oidctest"
+	"github.com/twinstac/twinstac/internal/testdb"
 )
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
@@ -98,4 +103,30 @@ func TestTokensAndWhoami(t *testing.T) {
 			t.Fatalf("%d token.created and %d token.revoked events, want 3 and 1", created, revoked)
 		}
 	})
+}
+
+func TestOIDCBearer(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t)
+	o, err := access.NewOIDC(t.Context(), access.OIDCConfig{Issuer: is.Srv.URL, Audience: "twinstac", UserClaim: "preferred_username"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setupWith(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) }, o)
+	jwt := is.Sign(t, is.Claims("ana", []string{"eo"}, "twinstac", time.Hour))
+	who := b.want(b.do("GET", "/auth/whoami", nil, bearer(jwt)...), 200).json(t)
+	if who["user"] != "ana" || who["via"] != "oidc" || !slices.Equal(toStrings(who["groups"]), []string{"eo"}) {
+		t.Fatalf("OIDC whoami: %v", who)
+	}
+	// An OIDC user mints an API token for scripts.
+	tok := b.want(b.do("POST", "/auth/tokens", map[string]any{"name": "script"}, bearer(jwt)...), 201).json(t)
+	if tok["user"] != "ana" {
+		t.Fatalf("token minted by an OIDC user: %v", tok)
+	}
+	expired := is.Sign(t, is.Claims("ana", nil, "twinstac", -time.Minute))
+	p := b.problem(b.do("GET", "/auth/whoami", nil, bearer(expired)...), 401, "")
+	if !strings.Contains(p["detail"].(string), "expired") {
+		t.Fatalf("expired OIDC token: %v", p["detail"])
+	}
+	b.problem(b.do("GET", "/auth/whoami", nil, bearer(is.Sign(t, is.Claims("ana", nil, "other", time.Hour)))...), 401, "")
 }

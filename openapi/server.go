@@ -34,6 +34,8 @@ type Deps struct {
 	// Tokens authenticates bearer tokens and manages API tokens; nil
 	// serves every caller as anonymous (document export).
 	Tokens *access.Tokens
+	// OIDC verifies OIDC JWTs; nil accepts none.
+	OIDC *access.OIDC
 	// Ready checks the stores for /readyz.
 	Ready func(ctx context.Context) error
 	// Registry collects metrics; nil makes a private one.

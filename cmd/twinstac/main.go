@@ -185,6 +185,15 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		h := access.HashSecret(cfg.AdminToken)
 		tokens.AdminSecretHash = &h
 	}
+	var oidcAuth *access.OIDC
+	if cfg.OIDCIssuer != "" {
+		oidcAuth, err = access.NewOIDC(ctx, access.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience,
+			UserClaim: cfg.OIDCUserClaim, GroupsClaim: cfg.OIDCGroupsClaim})
+		if err != nil {
+			return fmt.Errorf("OIDC: %w", err)
+		}
+		log.Info("OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
+	}
 	adminSecret, err := tokens.Bootstrap(ctx)
 	if err != nil {
 		return fmt.Errorf("creating the first admin token: %w", err)
@@ -193,7 +202,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes),
 		CORS:         openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, Ready: func(ctx context.Context) error {
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}

@@ -26,6 +26,10 @@ type Server struct {
 	LogLevel         string
 	LogFormat        string
 	AdminToken       string
+	OIDCIssuer       string
+	OIDCAudience     string
+	OIDCUserClaim    string
+	OIDCGroupsClaim  string
 }
 
 // Defaults returns the settings of a server started with no flags.
@@ -58,6 +62,10 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.MaxAssetBytes, "max-asset-size", "largest asset upload (e.g. 5GiB)")
 	fs.StringSliceVar(&c.CORSReadOrigins, "cors-read-origins", c.CORSReadOrigins, "browser origins allowed to read (GET, HEAD); * for any")
 	fs.StringSliceVar(&c.CORSWriteOrigins, "cors-write-origins", c.CORSWriteOrigins, "browser origins allowed to write (POST, PUT, PATCH, DELETE) as well as read")
+	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "URL of an OpenID Connect issuer whose tokens identify users (GitLab, Keycloak, ...)")
+	fs.StringVar(&c.OIDCAudience, "oidc-audience", c.OIDCAudience, "the audience (aud) OIDC tokens must carry")
+	fs.StringVar(&c.OIDCUserClaim, "oidc-user-claim", "sub", "the OIDC claim that names the user")
+	fs.StringVar(&c.OIDCGroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim that lists the user's groups")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
 }
 
