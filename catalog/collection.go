@@ -8,6 +8,11 @@ import (
 // Collection is a STAC collection: its id and the whole document.
 type Collection struct {
 	ID string
+	// Owner is the user who owns the collection (member dt:owner), set
+	// by the server; Visibility (member dt:visibility) is private, node
+	// or public. Stores keep both as columns too, to filter listings.
+	Owner      string
+	Visibility string
 	// Doc holds every member of the collection as stored (without the
 	// links the server adds when it serves it).
 	Doc     Document
@@ -32,7 +37,13 @@ func LoadCollection(id, etag string, created, updated time.Time, doc []byte) (*C
 	if err != nil {
 		return nil, Internal(err)
 	}
-	return &Collection{ID: id, Doc: d, ETag: etag, Created: created, Updated: updated}, nil
+	c := &Collection{ID: id, Doc: d, ETag: etag, Created: created, Updated: updated}
+	c.Owner, _, _ = d.String("", PropOwner)
+	c.Visibility, _, _ = d.String("", PropVisibility)
+	if c.Visibility == "" {
+		c.Visibility = VisibilityPrivate
+	}
+	return c, nil
 }
 
 // ParseCollection parses and validates a collection sent by a client.
@@ -78,13 +89,46 @@ func ParseCollection(pathID string, raw []byte) (*Collection, error) {
 	if err := checkExtent(doc); err != nil {
 		return nil, err
 	}
+	vis := VisibilityPrivate
+	if v, ok, err := doc.String("", PropVisibility); err != nil {
+		return nil, err
+	} else if ok {
+		if v != VisibilityPrivate && v != VisibilityNode && v != VisibilityPublic {
+			return nil, Invalid("/"+PropVisibility, "visibility is %q, %q or %q, not %q", VisibilityPrivate, VisibilityNode, VisibilityPublic, v)
+		}
+		vis = v
+	}
+	doc.Set(PropVisibility, vis)
 	if err := checkLinks(doc); err != nil {
 		return nil, err
 	}
 	if err := checkAssets(doc); err != nil {
 		return nil, err
 	}
-	return &Collection{ID: id, Doc: doc}, nil
+	return &Collection{ID: id, Doc: doc, Visibility: vis}, nil
+}
+
+// Collection members the server manages.
+const (
+	PropOwner      = "dt:owner"
+	PropVisibility = "dt:visibility"
+)
+
+// Visibilities of a collection.
+const (
+	VisibilityPrivate = "private" // its owner, editors, viewers and those it is shared with
+	VisibilityNode    = "node"    // every signed-in user of this node may read its published items
+	VisibilityPublic  = "public"  // anonymous callers too
+)
+
+// SetOwner records the collection's owner in its document.
+func (c *Collection) SetOwner(user string) {
+	c.Owner = user
+	if user == "" {
+		delete(c.Doc, PropOwner)
+		return
+	}
+	c.Doc.Set(PropOwner, user)
 }
 
 func checkExtent(doc Document) error {

@@ -46,13 +46,14 @@ func (p Preconditions) check(etag string) error {
 
 // ---- collections ----
 
-// CreateCollection validates and stores a new collection.
+// CreateCollection validates and stores a new collection owned by owner.
 // Codes: EINVALID, ECONFLICT.
-func (s *Service) CreateCollection(ctx context.Context, raw []byte) (*Collection, error) {
+func (s *Service) CreateCollection(ctx context.Context, raw []byte, owner string) (*Collection, error) {
 	c, err := ParseCollection("", raw)
 	if err != nil {
 		return nil, err
 	}
+	c.SetOwner(owner)
 	now := s.now()
 	c.Created, c.Updated = now, now
 	if _, err := c.Seal(); err != nil {
@@ -126,6 +127,7 @@ func (s *Service) updateCollection(ctx context.Context, id string, pre Precondit
 		}
 		now := s.now()
 		next.Created, next.Updated = cur.Created, now
+		next.SetOwner(cur.Owner) // ownership moves only by an admin's explicit transfer
 		if _, err := next.Seal(); err != nil {
 			return err
 		}
@@ -169,7 +171,7 @@ func (s *Service) DeleteCollection(ctx context.Context, id string, pre Precondit
 // the document sets dt:state to published.
 // Codes: EINVALID, ENOTFOUND (collection), ECONFLICT.
 func (s *Service) CreateItem(ctx context.Context, collection string, raw []byte) (*Item, error) {
-	items, err := s.CreateItems(ctx, collection, [][]byte{raw})
+	items, err := s.CreateItems(ctx, collection, [][]byte{raw}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +179,18 @@ func (s *Service) CreateItem(ctx context.Context, collection string, raw []byte)
 }
 
 // CreateItems creates several items in one transaction: all or none.
-// Errors about one item point into /features/{i}.
-// Codes: EINVALID, ENOTFOUND (collection), ECONFLICT.
-func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]byte) ([]*Item, error) {
+// Errors about one item point into /features/{i}. mayPublish says
+// whether the caller may create items already published.
+// Codes: EINVALID, ENOTFOUND (collection), ECONFLICT, EFORBIDDEN.
+func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]byte, mayPublish bool) ([]*Item, error) {
 	items := make([]*Item, len(raws))
 	for i, raw := range raws {
 		it, err := s.prepareNew(collection, raw)
 		if err != nil {
 			return nil, pointInto(err, len(raws), i)
+		}
+		if it.State == StatePublished && !mayPublish {
+			return nil, Errorf(EFORBIDDEN, "you may create drafts in collection %q but not publish; leave dt:state out", collection)
 		}
 		items[i] = it
 	}

@@ -105,9 +105,25 @@ type BulkResult struct {
 
 // CollectionQuery selects a page of collections.
 type CollectionQuery struct {
-	Limit int
+	// Readable, when set, keeps only the collections its caller may read.
+	Readable *ReadFilter
+	Limit    int
 	// After and Before are keyset cursors (collection ids); at most one is set.
 	After, Before string
+}
+
+// ReadFilter describes the collections a caller may read, in a form a
+// store turns into its query: a collection is readable when it is public,
+// or node-wide and the caller is signed in, or owned by the caller, or
+// granted to the caller by id or by id prefix.
+type ReadFilter struct {
+	// User is the caller's user id; "" for an anonymous caller.
+	User string
+	// IDs are collections granted by policy.
+	IDs []string
+	// Prefixes grant every collection whose id starts with one of them
+	// ("" grants all).
+	Prefixes []string
 }
 
 // CollectionPage is one page of collections. Next and Prev are the

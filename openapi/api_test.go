@@ -28,6 +28,9 @@ type bundle struct {
 	base   string
 	client *http.Client
 	store  catalog.Store
+	// policies is the server's policy manager, for tests that grant roles.
+	policies *access.Manager
+	tokens   *access.Tokens
 }
 
 const maxBody = 64 << 10
@@ -51,11 +54,13 @@ func setupWith(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.O
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: maxAsset}
 	adminHash := access.HashSecret(adminSecret)
 	tokens := &access.Tokens{Store: st.(access.TokenStore), AdminSecretHash: &adminHash}
+	manager := access.NewManager(st.(access.PolicyStore))
+	manager.MaxAge = 0
 	api := openapi.New(openapi.Config{MaxBodyBytes: maxBody, CORS: openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}},
-		openapi.Deps{Catalog: svc, Tokens: tokens, OIDC: oidc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st}
+	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st, policies: manager, tokens: tokens}
 }
 
 // eachStore runs fn against a fresh server on every store.
@@ -106,8 +111,14 @@ func (b *bundle) do(method, path string, body any, headers ...string) response {
 	if rd != nil {
 		req.Header.Set("Content-Type", ct)
 	}
+	// Requests act as the node admin unless they say otherwise; an empty
+	// Authorization value sends none (anonymous).
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // AssetPath names an asset of an item in the path.
@@ -46,12 +47,15 @@ func (s *Server) registerAssets() {
 	op := s.operation("putAsset", http.MethodPut, "/collections/{collectionId}/items/{itemId}/assets/{assetKey}", "Assets",
 		"Upload an asset file",
 		"Streams a file into the blob store and records it as the item's asset: href (the download URL), type (the request's Content-Type), file:size and file:checksum (sha2-256 multihash). Only drafts take uploads. An upload over the size limit is refused (413) and leaves nothing behind.",
-		http.StatusOK, 400, 404, 409, 410, 412, 413)
+		http.StatusOK, 400, 404, 409, 410, 412, 413, 403)
 	op.RequestBody = &huma.RequestBody{Required: true, Description: "The file's bytes, with any Content-Type.", Content: map[string]*huma.MediaType{
 		"application/octet-stream": {},
 		"*/*":                      {},
 	}}
 	huma.Register(s.api, op, func(ctx context.Context, in *putAssetInput) (*itemOutput, error) {
+		if err := s.mayChangeItem(ctx, in.ItemPath, access.ActionUpdate); err != nil {
+			return nil, err
+		}
 		if max := s.deps.Catalog.MaxAssetBytes; max > 0 && in.ContentLength > max {
 			return nil, catalog.Errorf(catalog.ETOOLARGE, "the upload of %d bytes exceeds the asset size limit of %d bytes", in.ContentLength, max)
 		}
@@ -75,6 +79,9 @@ func (s *Server) registerAssets() {
 		"304": {Description: "The file has not changed since the ETag in If-None-Match."},
 	}
 	huma.Register(s.api, op, func(ctx context.Context, in *AssetPath) (*getAssetOutput, error) {
+		if _, err := s.readableItem(ctx, in.CollectionID, in.ItemID); err != nil {
+			return nil, err
+		}
 		blob, asset, err := s.deps.Catalog.OpenAsset(ctx, in.CollectionID, in.ItemID, in.AssetKey)
 		if err != nil {
 			return nil, err

@@ -60,6 +60,7 @@ func TestAssets(t *testing.T) {
 		// A stream without Content-Length over the limit is refused too.
 		req, _ := http.NewRequest("PUT", b.base+"/collections/tanks/items/twin/assets/big", io.MultiReader(bytes.NewReader(make([]byte, maxAsset)), strings.NewReader("x")))
 		req.ContentLength = -1
+		req.Header.Set("Authorization", "Bearer "+adminSecret)
 		resp, err := b.client.Do(req)
 		if err != nil {
 			t.Fatal(err)

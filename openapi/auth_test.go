@@ -14,10 +14,13 @@ import (
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
 
+// anonymous sends a request without a token.
+var anonymous = []string{"Authorization", ""}
+
 func TestTokensAndWhoami(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *bundle) {
-		anon := b.want(b.do("GET", "/auth/whoami", nil), 200).json(t)
+		anon := b.want(b.do("GET", "/auth/whoami", nil, anonymous...), 200).json(t)
 		if anon["anonymous"] != true || anon["admin"] != false {
 			t.Fatalf("anonymous whoami: %v", anon)
 		}
@@ -50,7 +53,7 @@ func TestTokensAndWhoami(t *testing.T) {
 		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x", "user": "bob"}, ana...), 403, "")
 		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": ""}, ana...), 400, "")
 		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x", "scopes": []string{"everything"}}, ana...), 400, "")
-		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x"}), 401, "")
+		b.problem(b.do("POST", "/auth/tokens", map[string]any{"name": "x"}, anonymous...), 401, "")
 
 		// Listing shows tokens without secrets.
 		list := b.want(b.do("GET", "/auth/tokens", nil, ana...), 200)
@@ -61,7 +64,7 @@ func TestTokensAndWhoami(t *testing.T) {
 		if all := b.want(b.do("GET", "/auth/tokens?user=*", nil, admin...), 200).json(t); len(all["tokens"].([]any)) < 2 {
 			t.Fatalf("admin's list of all tokens: %v", all)
 		}
-		b.problem(b.do("GET", "/auth/tokens", nil), 401, "")
+		b.problem(b.do("GET", "/auth/tokens", nil, anonymous...), 401, "")
 
 		// Revocation takes effect on the next request; other users' tokens look missing.
 		bob := b.want(b.do("POST", "/auth/tokens", map[string]any{"name": "bob's", "user": "bob"}, admin...), 201).json(t)

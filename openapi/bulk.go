@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 type bulkInput struct {
@@ -38,7 +39,7 @@ func (s *Server) registerBulk() {
 	op := s.operation("bulkLoadItems", http.MethodPost, "/collections/{collectionId}/bulk_items", "Items",
 		"Load many items",
 		"Loads items into a collection in one transaction, all or nothing: NDJSON (one item per line, `application/x-ndjson`) or JSON (an array of items or a FeatureCollection). The body is streamed, so a load may be far larger than the JSON body limit; each item must fit in it. Every item is validated like a single create, and each gets its own item.created event.",
-		http.StatusOK, 400, 404, 409, 413)
+		http.StatusOK, 400, 404, 409, 413, 403)
 	huma.Register(s.api, op, func(ctx context.Context, in *bulkInput) (*bulkOutput, error) {
 		mt, _, _ := mime.ParseMediaType(in.contentType)
 		var next func() ([]byte, string, error)
@@ -52,6 +53,21 @@ func (s *Server) registerBulk() {
 		}
 		state := catalog.State(in.State)
 		mode := catalog.BulkMode(in.Mode)
+		all := access.ItemResource(in.CollectionID, "*")
+		coll, err := s.writableCollection(ctx, in.CollectionID, access.ActionCreate, all)
+		if err != nil {
+			return nil, err
+		}
+		if mode == catalog.BulkUpsert {
+			if err := s.require(ctx, coll, access.ActionUpdate, all); err != nil {
+				return nil, err
+			}
+		}
+		if state == catalog.StatePublished {
+			if err := s.require(ctx, coll, access.ActionPublish, all); err != nil {
+				return nil, err
+			}
+		}
 		seen := 0
 		res, err := s.deps.Catalog.BulkLoad(ctx, in.CollectionID, mode, func() (*catalog.Item, error) {
 			raw, where, err := next()

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // CollectionPath names a collection in the path.
@@ -62,9 +63,13 @@ type emptyOutput struct{}
 
 func (s *Server) registerCollections() {
 	huma.Register(s.api, s.operation("getCollections", http.MethodGet, "/collections", "Collections",
-		"List collections", "Lists the collections, ordered by id, a page at a time; follow the next and prev links to page.", http.StatusOK, 400),
+		"List collections", "Lists the collections, ordered by id, a page at a time; follow the next and prev links to page.", http.StatusOK, 400, 403),
 		func(ctx context.Context, in *listCollectionsInput) (*collectionsOutput, error) {
-			q := catalog.CollectionQuery{Limit: in.Limit}
+			readable, err := s.deps.Authz.ReadFilter(ctx, CallerOf(ctx))
+			if err != nil {
+				return nil, err
+			}
+			q := catalog.CollectionQuery{Limit: in.Limit, Readable: readable}
 			if in.Token != "" {
 				var err error
 				if q.After, q.Before, err = decodeCollectionToken(in.Token); err != nil {
@@ -109,9 +114,12 @@ func (s *Server) registerCollections() {
 
 	op := s.operation("createCollection", http.MethodPost, "/collections", "Collections",
 		"Create a collection", "Creates a collection from a STAC collection document. The server adds its links; every other member is kept as sent.",
-		http.StatusCreated, 400, 409, 413)
+		http.StatusCreated, 400, 409, 413, 403)
 	huma.Register(s.api, op, func(ctx context.Context, in *createCollectionInput) (*collectionOutput, error) {
-		c, err := s.deps.Catalog.CreateCollection(ctx, in.Body.rawInput)
+		if err := s.mayCreateCollections(ctx); err != nil {
+			return nil, err
+		}
+		c, err := s.deps.Catalog.CreateCollection(ctx, in.Body.rawInput, CallerOf(ctx).User)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +134,7 @@ func (s *Server) registerCollections() {
 	huma.Register(s.api, s.operation("getCollection", http.MethodGet, "/collections/{collectionId}", "Collections",
 		"Get a collection", "Returns one collection with its ETag.", http.StatusOK, 404),
 		func(ctx context.Context, in *CollectionPath) (*collectionOutput, error) {
-			c, err := s.deps.Catalog.GetCollection(ctx, in.CollectionID)
+			c, err := s.readableCollection(ctx, in.CollectionID)
 			if err != nil {
 				return nil, err
 			}
@@ -135,8 +143,11 @@ func (s *Server) registerCollections() {
 
 	huma.Register(s.api, s.operation("replaceCollection", http.MethodPut, "/collections/{collectionId}", "Collections",
 		"Replace a collection", "Replaces a collection's document. Send If-Match with the ETag you last saw so that you never overwrite someone else's change.",
-		http.StatusOK, 400, 404, 412, 413),
+		http.StatusOK, 400, 404, 412, 413, 403),
 		func(ctx context.Context, in *replaceCollectionInput) (*collectionOutput, error) {
+			if _, err := s.writableCollection(ctx, in.CollectionID, access.ActionUpdate, access.CollectionResource(in.CollectionID)); err != nil {
+				return nil, err
+			}
 			c, err := s.deps.Catalog.ReplaceCollection(ctx, in.CollectionID, in.Body.rawInput, parseIfMatch(in.IfMatch))
 			if err != nil {
 				return nil, err
@@ -146,9 +157,12 @@ func (s *Server) registerCollections() {
 
 	op = s.operation("updateCollection", http.MethodPatch, "/collections/{collectionId}", "Collections",
 		"Update a collection", "Applies a JSON merge patch (RFC 7396) to a collection: members set replace, members set to null are removed.",
-		http.StatusOK, 400, 404, 412, 413)
+		http.StatusOK, 400, 404, 412, 413, 403)
 	op.RequestBody = mergePatchBody()
 	huma.Register(s.api, op, func(ctx context.Context, in *patchCollectionInput) (*collectionOutput, error) {
+		if _, err := s.writableCollection(ctx, in.CollectionID, access.ActionUpdate, access.CollectionResource(in.CollectionID)); err != nil {
+			return nil, err
+		}
 		c, err := s.deps.Catalog.PatchCollection(ctx, in.CollectionID, in.Body.rawInput, parseIfMatch(in.IfMatch))
 		if err != nil {
 			return nil, err
@@ -157,10 +171,25 @@ func (s *Server) registerCollections() {
 	})
 
 	huma.Register(s.api, s.operation("deleteCollection", http.MethodDelete, "/collections/{collectionId}", "Collections",
-		"Delete a collection", "Deletes a collection with all its items and their files.", http.StatusNoContent, 404, 412),
+		"Delete a collection", "Deletes a collection with all its items and their files.", http.StatusNoContent, 404, 412, 403),
 		func(ctx context.Context, in *deleteCollectionInput) (*emptyOutput, error) {
+			if _, err := s.writableCollection(ctx, in.CollectionID, access.ActionDelete, access.CollectionResource(in.CollectionID)); err != nil {
+				return nil, err
+			}
 			return nil, s.deps.Catalog.DeleteCollection(ctx, in.CollectionID, parseIfMatch(in.IfMatch))
 		})
+}
+
+// mayCreateCollections: any signed-in caller whose token allows create.
+func (s *Server) mayCreateCollections(ctx context.Context) error {
+	c := CallerOf(ctx)
+	switch {
+	case c.IsAnonymous():
+		return catalog.Errorf(catalog.EUNAUTHENTICATED, "sign in to create collections")
+	case !c.InScope(access.ActionCreate):
+		return catalog.Errorf(catalog.EFORBIDDEN, "this token's scopes do not allow creating")
+	}
+	return nil
 }
 
 // mergePatchBody documents a body sent as application/merge-patch+json or

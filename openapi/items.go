@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // ItemPath names an item in the path.
@@ -86,6 +87,15 @@ func (s *Server) registerItems() {
 			if err != nil {
 				return nil, err
 			}
+			coll, err := s.readableCollection(ctx, in.CollectionID)
+			if err != nil {
+				return nil, err
+			}
+			if drafts, err := s.seesDrafts(ctx, coll, "*"); err != nil {
+				return nil, err
+			} else if !drafts {
+				q.States = withoutDrafts(q.States)
+			}
 			page, err := s.deps.Catalog.ListItems(ctx, q)
 			if err != nil {
 				return nil, err
@@ -99,14 +109,22 @@ func (s *Server) registerItems() {
 
 	op := s.operation("createItem", http.MethodPost, "/collections/{collectionId}/items", "Items",
 		"Create items", "Creates an item (a STAC item document) or several (a FeatureCollection, all or none). New items are drafts unless `dt:state` is `published`. The answer is the item as the server now holds it, with its links, state and timestamps.",
-		http.StatusCreated, 400, 404, 409, 413)
+		http.StatusCreated, 400, 404, 409, 413, 403)
 	huma.Register(s.api, op, func(ctx context.Context, in *createItemInput) (*createdOutput, error) {
 		base := s.baseURL(requestOf(ctx))
 		raws, single, err := splitFeatures(in.Body.rawInput)
 		if err != nil {
 			return nil, err
 		}
-		items, err := s.deps.Catalog.CreateItems(ctx, in.CollectionID, raws)
+		coll, err := s.writableCollection(ctx, in.CollectionID, access.ActionCreate, access.ItemResource(in.CollectionID, "*"))
+		if err != nil {
+			return nil, err
+		}
+		mayPublish, err := s.deps.Authz.Can(ctx, CallerOf(ctx), coll, access.ActionPublish, access.ItemResource(in.CollectionID, "*"))
+		if err != nil {
+			return nil, err
+		}
+		items, err := s.deps.Catalog.CreateItems(ctx, in.CollectionID, raws, mayPublish)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +149,7 @@ func (s *Server) registerItems() {
 	huma.Register(s.api, s.operation("getItem", http.MethodGet, "/collections/{collectionId}/items/{itemId}", "Items",
 		"Get an item", "Returns one item with its ETag. A deleted item answers 410 Gone.", http.StatusOK, 404, 410),
 		func(ctx context.Context, in *ItemPath) (*itemOutput, error) {
-			it, err := s.deps.Catalog.GetItem(ctx, in.CollectionID, in.ItemID)
+			it, err := s.readableItem(ctx, in.CollectionID, in.ItemID)
 			if err != nil {
 				return nil, err
 			}
@@ -140,8 +158,11 @@ func (s *Server) registerItems() {
 
 	huma.Register(s.api, s.operation("replaceItem", http.MethodPut, "/collections/{collectionId}/items/{itemId}", "Items",
 		"Replace an item", "Replaces a draft item's document. Published content is immutable (409: create a new version instead). `dt:state` and the timestamps stay the server's. Send If-Match with the ETag you last saw.",
-		http.StatusOK, 400, 404, 409, 410, 412, 413),
+		http.StatusOK, 400, 404, 409, 410, 412, 413, 403),
 		func(ctx context.Context, in *replaceItemInput) (*itemOutput, error) {
+			if err := s.mayChangeItem(ctx, in.ItemPath, access.ActionUpdate); err != nil {
+				return nil, err
+			}
 			it, err := s.deps.Catalog.ReplaceItem(ctx, in.CollectionID, in.ItemID, in.Body.rawInput, parseIfMatch(in.IfMatch))
 			if err != nil {
 				return nil, err
@@ -151,9 +172,12 @@ func (s *Server) registerItems() {
 
 	op = s.operation("updateItem", http.MethodPatch, "/collections/{collectionId}/items/{itemId}", "Items",
 		"Update an item", "Applies a JSON merge patch (RFC 7396) to a draft item. Published content is immutable (409).",
-		http.StatusOK, 400, 404, 409, 410, 412, 413)
+		http.StatusOK, 400, 404, 409, 410, 412, 413, 403)
 	op.RequestBody = mergePatchBody()
 	huma.Register(s.api, op, func(ctx context.Context, in *patchItemInput) (*itemOutput, error) {
+		if err := s.mayChangeItem(ctx, in.ItemPath, access.ActionUpdate); err != nil {
+			return nil, err
+		}
 		it, err := s.deps.Catalog.PatchItem(ctx, in.CollectionID, in.ItemID, in.Body.rawInput, parseIfMatch(in.IfMatch))
 		if err != nil {
 			return nil, err
@@ -163,10 +187,27 @@ func (s *Server) registerItems() {
 
 	huma.Register(s.api, s.operation("deleteItem", http.MethodDelete, "/collections/{collectionId}/items/{itemId}", "Items",
 		"Delete an item", "Moves an item to `deleted`: its content and files go, a tombstone (id, collection, state, time) stays, and GET answers 410 Gone from then on.",
-		http.StatusNoContent, 404, 410, 412),
+		http.StatusNoContent, 404, 410, 412, 403),
 		func(ctx context.Context, in *deleteItemInput) (*emptyOutput, error) {
+			if err := s.mayChangeItem(ctx, in.ItemPath, access.ActionDelete); err != nil {
+				return nil, err
+			}
 			return nil, s.deps.Catalog.DeleteItem(ctx, in.CollectionID, in.ItemID, parseIfMatch(in.IfMatch))
 		})
+}
+
+// mayChangeItem checks that the caller may do action on an item: 404
+// when it may not read the item (a draft it cannot see included), then
+// 401/403 when it may not act.
+func (s *Server) mayChangeItem(ctx context.Context, p ItemPath, action string) error {
+	coll, err := s.readableCollection(ctx, p.CollectionID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.readableItem(ctx, p.CollectionID, p.ItemID); err != nil && catalog.ErrorCode(err) != catalog.EGONE {
+		return err
+	}
+	return s.require(ctx, coll, action, access.ItemResource(p.CollectionID, p.ItemID))
 }
 
 func (s *Server) itemOut(ctx context.Context, it *catalog.Item) (*itemOutput, error) {

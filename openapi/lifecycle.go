@@ -7,6 +7,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // LifecycleRequest asks to move an item to another state.
@@ -34,7 +35,7 @@ func (s *Server) registerLifecycle() {
 	op := s.operation("moveItem", http.MethodPost, "/collections/{collectionId}/items/{itemId}/lifecycle", "Lifecycle",
 		"Move an item through its lifecycle",
 		"Moves an item to another state and keeps the STAC timestamps (published, unpublished) in step. Publishing an item that names a predecessor-version deprecates the predecessor and links it to its latest version. A move that is not allowed is a 409 that lists the allowed ones. Moving to deleted answers 204, like DELETE.",
-		http.StatusOK, 400, 404, 409, 410, 412)
+		http.StatusOK, 400, 404, 409, 410, 412, 403)
 	op.SkipValidateBody = false
 	op.Responses = map[string]*huma.Response{
 		"200": {Description: "The item as it now is.", Content: map[string]*huma.MediaType{mediaGeoJSON: {Schema: ref("Item")}},
@@ -42,6 +43,13 @@ func (s *Server) registerLifecycle() {
 		"204": {Description: "The item was deleted; a tombstone stays."},
 	}
 	huma.Register(s.api, op, func(ctx context.Context, in *lifecycleInput) (*lifecycleOutput, error) {
+		action := access.ActionPublish
+		if in.Body.State == string(catalog.StateDeleted) {
+			action = access.ActionDelete
+		}
+		if err := s.mayChangeItem(ctx, in.ItemPath, action); err != nil {
+			return nil, err
+		}
 		it, err := s.deps.Catalog.MoveItem(ctx, in.CollectionID, in.ItemID, catalog.State(in.Body.State), in.Body.Reason, parseIfMatch(in.IfMatch))
 		if err != nil {
 			return nil, err

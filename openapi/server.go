@@ -34,6 +34,9 @@ type Deps struct {
 	// Tokens authenticates bearer tokens and manages API tokens; nil
 	// serves every caller as anonymous (document export).
 	Tokens *access.Tokens
+	// Authz decides what callers may do; nil allows only what ownership,
+	// visibility and admin rights allow.
+	Authz *access.Authorizer
 	// OIDC verifies OIDC JWTs; nil accepts none.
 	OIDC *access.OIDC
 	// Ready checks the stores for /readyz.

@@ -410,7 +410,7 @@ func openStoreLoader(ctx context.Context, t *target) (*storeLoader, error) {
 }
 
 func (s *storeLoader) createCollection(ctx context.Context, doc []byte) error {
-	_, err := s.svc.CreateCollection(ctx, doc)
+	_, err := s.svc.CreateCollection(ctx, doc, "bench")
 	return err
 }
 

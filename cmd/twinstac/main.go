@@ -181,6 +181,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		return fmt.Errorf("the store keeps no API tokens")
 	}
 	tokens := &access.Tokens{Store: tokenStore}
+	policyStore, ok := st.(access.PolicyStore)
+	if !ok {
+		return fmt.Errorf("the store keeps no access policies")
+	}
+	authz := access.NewAuthorizer(access.NewManager(policyStore))
 	if cfg.AdminToken != "" {
 		h := access.HashSecret(cfg.AdminToken)
 		tokens.AdminSecretHash = &h
@@ -202,7 +207,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes),
 		CORS:         openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}

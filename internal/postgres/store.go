@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -206,6 +208,8 @@ func (s *Store) GetCollection(ctx context.Context, id string) (*catalog.Collecti
 // ListCollections returns a page of collections ordered by id (byte
 // order). A page before a cursor is read in descending order and
 // reversed; one row more than the page tells whether more follow.
+// q.Readable is part of the keyset query, so that a filtered page is as
+// full as an unfiltered one and its cursors point at readable rows.
 // Codes: EINVALID (both cursors set).
 func (s *Store) ListCollections(ctx context.Context, q catalog.CollectionQuery) (*catalog.CollectionPage, error) {
 	if q.After != "" && q.Before != "" {
@@ -214,17 +218,32 @@ func (s *Store) ListCollections(ctx context.Context, q catalog.CollectionQuery) 
 	limit := clampLimit(q.Limit)
 	backward := q.Before != ""
 	var (
-		rows pgx.Rows
-		err  error
+		where []string
+		args  []any
 	)
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.Readable != nil {
+		if cond := readableSQL(q.Readable, param); cond != "" {
+			where = append(where, cond)
+		}
+	}
+	order := "id"
 	switch {
 	case backward:
-		rows, err = s.pool.Query(ctx, selectCollectionSQL+` WHERE id < $1 ORDER BY id DESC LIMIT $2`, q.Before, limit+1)
+		where = append(where, "id < "+param(q.Before))
+		order = "id DESC"
 	case q.After != "":
-		rows, err = s.pool.Query(ctx, selectCollectionSQL+` WHERE id > $1 ORDER BY id LIMIT $2`, q.After, limit+1)
-	default:
-		rows, err = s.pool.Query(ctx, selectCollectionSQL+` ORDER BY id LIMIT $1`, limit+1)
+		where = append(where, "id > "+param(q.After))
 	}
+	query := selectCollectionSQL
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY " + order + " LIMIT " + param(limit+1)
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -259,6 +278,32 @@ func (s *Store) ListCollections(ctx context.Context, q catalog.CollectionQuery) 
 		}
 	}
 	return page, nil
+}
+
+// readableSQL returns the condition that keeps the collections f lets
+// its caller read, "" when f grants every collection (an empty prefix).
+// param binds a value and returns its placeholder: no value is ever
+// spliced into the SQL. Only the arms that can match are written (an
+// anonymous caller gets no owner or node arm), and each arm can use an
+// index (collections_shared_idx, collections_owner_idx, the id index;
+// starts_with on the "C"-collated id is a range of that index), so the
+// planner may gather the few readable rows of a large catalog instead of
+// walking every id.
+func readableSQL(f *catalog.ReadFilter, param func(any) string) string {
+	if slices.Contains(f.Prefixes, "") {
+		return ""
+	}
+	arms := []string{`visibility = 'public'`}
+	if f.User != "" {
+		arms = append(arms, `visibility = 'node'`, `owner = `+param(f.User))
+	}
+	if len(f.IDs) > 0 {
+		arms = append(arms, `id = ANY(`+param(f.IDs)+`::text[])`)
+	}
+	for _, p := range f.Prefixes {
+		arms = append(arms, `starts_with(id, `+param(p)+`)`)
+	}
+	return "(" + strings.Join(arms, " OR ") + ")"
 }
 
 // ListEvents returns up to limit outbox events with Seq > after, in Seq

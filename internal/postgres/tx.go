@@ -45,8 +45,16 @@ func (t *Tx) GetCollection(ctx context.Context, id string) (*catalog.Collection,
 
 // insertCollectionSQL skips a taken id instead of failing, so that the
 // conflict leaves the transaction usable.
-const insertCollectionSQL = `INSERT INTO collections (id, etag, created, updated, doc)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING key`
+const insertCollectionSQL = `INSERT INTO collections (id, etag, created, updated, doc, owner, visibility)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING key`
+
+// visibilityColumn is the visibility column of c: "" is private.
+func visibilityColumn(c *catalog.Collection) string {
+	if c.Visibility == "" {
+		return catalog.VisibilityPrivate
+	}
+	return c.Visibility
+}
 
 // InsertCollection stores a new collection and creates the partition
 // for its items (see attach_item_partition in the migrations).
@@ -58,7 +66,8 @@ func (t *Tx) InsertCollection(ctx context.Context, c *catalog.Collection) error 
 		return catalog.Internal(err)
 	}
 	var key int32
-	err = t.tx.QueryRow(ctx, insertCollectionSQL, c.ID, c.ETag, c.Created, c.Updated, doc).Scan(&key)
+	err = t.tx.QueryRow(ctx, insertCollectionSQL, c.ID, c.ETag, c.Created, c.Updated, doc,
+		c.Owner, visibilityColumn(c)).Scan(&key)
 	if isNoRows(err) {
 		return catalog.Errorf(catalog.ECONFLICT, "collection %q already exists", c.ID)
 	}
@@ -71,15 +80,17 @@ func (t *Tx) InsertCollection(ctx context.Context, c *catalog.Collection) error 
 	return nil
 }
 
-// UpdateCollection replaces a collection whose ETag is still etag; its
-// created time stays. Codes: ENOTFOUND, EPRECONDITION.
+// UpdateCollection replaces a collection whose ETag is still etag, its
+// owner and visibility columns included; its created time stays.
+// Codes: ENOTFOUND, EPRECONDITION.
 func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag string) error {
 	doc, err := json.Marshal(c.Doc)
 	if err != nil {
 		return catalog.Internal(err)
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE collections SET etag = $2, updated = $3, doc = $4 WHERE id = $1 AND etag = $5`,
-		c.ID, c.ETag, c.Updated, doc, etag)
+	tag, err := t.tx.Exec(ctx, `UPDATE collections SET etag = $2, updated = $3, doc = $4, owner = $6, visibility = $7
+		WHERE id = $1 AND etag = $5`,
+		c.ID, c.ETag, c.Updated, doc, etag, c.Owner, visibilityColumn(c))
 	if err != nil {
 		return t.fail(err)
 	}

@@ -24,29 +24,38 @@ func (t *Tx) GetCollection(ctx context.Context, id string) (*catalog.Collection,
 	return getCollection(ctx, t.tx, id)
 }
 
+// visibilityColumn is the visibility column of c: "" is private.
+func visibilityColumn(c *catalog.Collection) string {
+	if c.Visibility == "" {
+		return catalog.VisibilityPrivate
+	}
+	return c.Visibility
+}
+
 // InsertCollection stores a new collection. Codes: ECONFLICT.
 func (t *Tx) InsertCollection(ctx context.Context, c *catalog.Collection) error {
 	doc, err := json.Marshal(c.Doc)
 	if err != nil {
 		return catalog.Internal(err)
 	}
-	_, err = t.tx.ExecContext(ctx, "INSERT INTO collections (id, etag, created, updated, doc) VALUES (?, ?, ?, ?, ?)",
-		c.ID, c.ETag, micros(c.Created), micros(c.Updated), string(doc))
+	_, err = t.tx.ExecContext(ctx, "INSERT INTO collections (id, etag, created, updated, doc, owner, visibility) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.ETag, micros(c.Created), micros(c.Updated), string(doc), c.Owner, visibilityColumn(c))
 	if isUnique(err) {
 		return &catalog.Error{Code: catalog.ECONFLICT, Message: fmt.Sprintf("collection %q already exists", c.ID), Err: err}
 	}
 	return dbError(err)
 }
 
-// UpdateCollection replaces a collection whose ETag is still etag; its
-// created time stays. Codes: ENOTFOUND, EPRECONDITION.
+// UpdateCollection replaces a collection whose ETag is still etag, its
+// owner and visibility columns included; its created time stays.
+// Codes: ENOTFOUND, EPRECONDITION.
 func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag string) error {
 	doc, err := json.Marshal(c.Doc)
 	if err != nil {
 		return catalog.Internal(err)
 	}
-	res, err := t.tx.ExecContext(ctx, "UPDATE collections SET etag = ?, updated = ?, doc = ? WHERE id = ? AND etag = ?",
-		c.ETag, micros(c.Updated), string(doc), c.ID, etag)
+	res, err := t.tx.ExecContext(ctx, "UPDATE collections SET etag = ?, updated = ?, doc = ?, owner = ?, visibility = ? WHERE id = ? AND etag = ?",
+		c.ETag, micros(c.Updated), string(doc), c.Owner, visibilityColumn(c), c.ID, etag)
 	if err != nil {
 		return dbError(err)
 	}

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 	}{
 		{"CollectionCRUD", testCollectionCRUD},
 		{"CollectionPaging", testCollectionPaging},
+		{"CollectionReadFilter", testCollectionReadFilter},
 		{"ItemCRUD", testItemCRUD},
 		{"ItemTombstone", testItemTombstone},
 		{"UpdateRollsBack", testUpdateRollsBack},

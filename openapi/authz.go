@@ -1,0 +1,90 @@
+package openapi
+
+import (
+	"context"
+	"slices"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
+)
+
+// Authorisation, asked once per operation before it acts. A collection
+// the caller may not read answers 404, whoever asks, so that private
+// collections do not leak their existence; an action the caller may not
+// take on something it may read answers 403, or 401 without identity.
+
+// readableCollection returns a collection the caller may read, or 404.
+func (s *Server) readableCollection(ctx context.Context, id string) (*catalog.Collection, error) {
+	coll, err := s.deps.Catalog.GetCollection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.deps.Authz.CanReadCollection(ctx, CallerOf(ctx), coll)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, catalog.Errorf(catalog.ENOTFOUND, "collection %q not found", id)
+	}
+	return coll, nil
+}
+
+// require checks that the caller may do action on resource of coll.
+func (s *Server) require(ctx context.Context, coll *catalog.Collection, action, resource string) error {
+	c := CallerOf(ctx)
+	ok, err := s.deps.Authz.Can(ctx, c, coll, action, resource)
+	if err != nil || ok {
+		return err
+	}
+	if c.IsAnonymous() {
+		return catalog.Errorf(catalog.EUNAUTHENTICATED, "sign in to %s %s", action, resource)
+	}
+	return catalog.Errorf(catalog.EFORBIDDEN, "%s may not %s %s", c.User, action, resource)
+}
+
+// writableCollection returns a collection the caller may read and on
+// which it may do action to resource.
+func (s *Server) writableCollection(ctx context.Context, id, action, resource string) (*catalog.Collection, error) {
+	coll, err := s.readableCollection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return coll, s.require(ctx, coll, action, resource)
+}
+
+// seesDrafts reports whether the caller may see the drafts of a
+// collection: its owner, admins and editors.
+func (s *Server) seesDrafts(ctx context.Context, coll *catalog.Collection, itemID string) (bool, error) {
+	return s.deps.Authz.Can(ctx, CallerOf(ctx), coll, access.ActionUpdate, access.ItemResource(coll.ID, itemID))
+}
+
+// readableItem returns an item the caller may read, or 404 (drafts are
+// visible to their owners and editors only).
+func (s *Server) readableItem(ctx context.Context, collection, id string) (*catalog.Item, error) {
+	coll, err := s.readableCollection(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	it, err := s.deps.Catalog.GetItem(ctx, collection, id)
+	if err != nil {
+		return nil, err
+	}
+	if it.State == catalog.StateDraft {
+		ok, err := s.seesDrafts(ctx, coll, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
+		}
+	}
+	return it, nil
+}
+
+// withoutDrafts narrows a state filter for callers who may not see drafts.
+func withoutDrafts(states []catalog.State) []catalog.State {
+	if len(states) == 0 {
+		states = catalog.DefaultListStates
+	}
+	return slices.DeleteFunc(slices.Clone(states), func(s catalog.State) bool { return s == catalog.StateDraft })
+}

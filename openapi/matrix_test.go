@@ -1,0 +1,175 @@
+package openapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
+	"github.com/twinstac/twinstac/internal/apitest"
+	"github.com/twinstac/twinstac/internal/testdb"
+)
+
+// The authorisation matrix: every operation of the OpenAPI document ×
+// every role → the status the operation answers. The test enumerates the
+// operations from the document and fails when one has no row, so that no
+// operation is ever added without a rule.
+
+var roles = []string{"admin", "owner", "editor", "viewer", "other", "anonymous", "revoked", "expired"}
+
+// expect lists the status per role, in the order of roles; revoked and
+// expired tokens are a 401 everywhere, so rows give the first six.
+func expect(admin, owner, editor, viewer, other, anonymous int) []int {
+	return []int{admin, owner, editor, viewer, other, anonymous, 401, 401}
+}
+
+func all(status int) []int { return expect(status, status, status, status, status, status) }
+
+// matrixCase is a request an operation answers, on the fixture below:
+// collection c (private, owned by owen) with a draft d and a published
+// item p that has an asset; editor eddie and viewer vic are granted by
+// policies.
+type matrixCase struct {
+	method, path string
+	body         any
+	headers      []string
+	want         []int
+}
+
+var matrix = map[string]matrixCase{
+	"getLandingPage":    {"GET", "/", nil, nil, all(200)},
+	"getConformance":    {"GET", "/conformance", nil, nil, all(200)},
+	"getHealth":         {"GET", "/healthz", nil, nil, all(200)},
+	"getReadiness":      {"GET", "/readyz", nil, nil, all(200)},
+	"whoami":            {"GET", "/auth/whoami", nil, nil, all(200)},
+	"getCollections":    {"GET", "/collections", nil, nil, all(200)},
+	"createCollection":  {"POST", "/collections", collectionDoc("new"), nil, expect(201, 201, 201, 201, 201, 401)},
+	"getCollection":     {"GET", "/collections/c", nil, nil, expect(200, 200, 200, 200, 404, 404)},
+	"replaceCollection": {"PUT", "/collections/c", collectionDoc("c"), nil, expect(200, 200, 200, 403, 404, 404)},
+	"updateCollection":  {"PATCH", "/collections/c", map[string]any{"title": "T"}, nil, expect(200, 200, 200, 403, 404, 404)},
+	"deleteCollection":  {"DELETE", "/collections/c", nil, nil, expect(204, 204, 403, 403, 404, 404)},
+	"getItems":          {"GET", "/collections/c/items", nil, nil, expect(200, 200, 200, 200, 404, 404)},
+	"createItem":        {"POST", "/collections/c/items", itemDoc("n"), nil, expect(201, 201, 201, 403, 404, 404)},
+	"getItem":           {"GET", "/collections/c/items/d", nil, nil, expect(200, 200, 200, 404, 404, 404)},
+	"replaceItem":       {"PUT", "/collections/c/items/d", itemDoc("d"), nil, expect(200, 200, 200, 404, 404, 404)},
+	"updateItem":        {"PATCH", "/collections/c/items/d", map[string]any{"properties": map[string]any{"x": 1}}, nil, expect(200, 200, 200, 404, 404, 404)},
+	"deleteItem":        {"DELETE", "/collections/c/items/d", nil, nil, expect(204, 204, 204, 404, 404, 404)},
+	"moveItem":          {"POST", "/collections/c/items/d/lifecycle", map[string]any{"state": "published"}, nil, expect(200, 200, 200, 404, 404, 404)},
+	"putAsset":          {"PUT", "/collections/c/items/d/assets/data", "bytes", nil, expect(200, 200, 200, 404, 404, 404)},
+	"getAsset":          {"GET", "/collections/c/items/p/assets/data", nil, nil, expect(200, 200, 200, 200, 404, 404)},
+	"bulkLoadItems":     {"POST", "/collections/c/bulk_items", ndjsonLine("b1"), []string{"Content-Type", "application/x-ndjson"}, expect(200, 200, 200, 403, 404, 404)},
+	"createToken":       {"POST", "/auth/tokens", map[string]any{"name": "t"}, nil, expect(201, 201, 201, 201, 201, 401)},
+	"listTokens":        {"GET", "/auth/tokens", nil, nil, expect(200, 200, 200, 200, 200, 401)},
+	"revokeToken":       {"DELETE", "/auth/tokens/{spare}", nil, nil, expect(204, 204, 404, 404, 404, 401)},
+}
+
+func ndjsonLine(id string) string {
+	b, _ := json.Marshal(itemDoc(id))
+	return string(b) + "\n"
+}
+
+// fixture builds the scene of the matrix on a fresh server and returns
+// the bearer secret of each role and the id of owen's spare token.
+func fixture(t *testing.T, b *bundle) (secrets map[string]string, spare string) {
+	t.Helper()
+	ctx := context.Background()
+	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+	secrets = map[string]string{"admin": adminSecret, "anonymous": ""}
+	for role, user := range map[string]string{"owner": "owen", "editor": "eddie", "viewer": "vic", "other": "olga", "revoked": "owen"} {
+		tok, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: role, User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[role] = secret
+		if role == "revoked" {
+			if err := b.tokens.Revoke(ctx, system, tok.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	spareTok, _, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: "spare", User: "owen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := "tst_expired-secret"
+	if err := b.store.(access.TokenStore).CreateToken(ctx, &access.Token{ID: "expired", Name: "old", User: "owen", Hash: access.HashSecret(expired),
+		Created: time.Now().Add(-2 * time.Hour), Expires: time.Now().Add(-time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	secrets["expired"] = expired
+
+	owen := bearer(secrets["owner"])
+	b.want(b.do("POST", "/collections", collectionDoc("c"), owen...), 201)
+	b.want(b.do("POST", "/collections/c/items", itemDoc("d"), owen...), 201)
+	b.want(b.do("POST", "/collections/c/items", itemDoc("p"), owen...), 201)
+	b.want(b.do("PUT", "/collections/c/items/p/assets/data", "file", owen...), 200)
+	b.want(b.do("POST", "/collections/c/items/p/lifecycle", map[string]any{"state": "published"}, owen...), 200)
+	for _, p := range []*access.Policy{
+		{ID: "c-editor-collection", Subjects: []string{"user:eddie"}, Resources: []string{"collections:c"}, Actions: []string{"read", "update"}, Effect: access.Allow},
+		{ID: "c-editor-items", Subjects: []string{"user:eddie"}, Resources: []string{"items:c/<.*>"}, Actions: []string{"read", "create", "update", "publish", "delete"}, Effect: access.Allow},
+		{ID: "c-viewer", Subjects: []string{"user:vic"}, Resources: []string{"collections:c", "items:c/<.*>"}, Actions: []string{"read"}, Effect: access.Allow},
+	} {
+		if _, err := b.policies.CreatePolicy(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return secrets, spareTok.ID
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	doc, _, err := apitest.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if _, ok := matrix[op.OperationID]; !ok {
+				t.Errorf("operation %s (%s %s) has no row in the authorisation matrix", op.OperationID, method, path)
+			}
+			ops = append(ops, op.OperationID)
+		}
+	}
+	sort.Strings(ops)
+	for id := range matrix {
+		if !slices.Contains(ops, id) {
+			t.Errorf("the matrix has a row for %s, which the document does not have", id)
+		}
+	}
+	for _, op := range ops {
+		tc, ok := matrix[op]
+		if !ok {
+			continue
+		}
+		for i, role := range roles {
+			t.Run(op+"/"+role, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) })
+				secrets, spare := fixture(t, b)
+				headers := append([]string{}, tc.headers...)
+				if secrets[role] == "" {
+					headers = append(headers, anonymous...)
+				} else {
+					headers = append(headers, bearer(secrets[role])...)
+				}
+				path := strings.ReplaceAll(tc.path, "{spare}", spare)
+				r := b.do(tc.method, path, tc.body, headers...)
+				if r.StatusCode != tc.want[i] {
+					t.Fatalf("%s %s as %s: %d, want %d\n%s", tc.method, path, role, r.StatusCode, tc.want[i], r.body)
+				}
+				if r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusForbidden || r.StatusCode == http.StatusNotFound {
+					if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+						t.Fatalf("%d without a problem: %q", r.StatusCode, ct)
+					}
+				}
+			})
+		}
+	}
+}
