@@ -133,3 +133,47 @@ func TestOIDCBearer(t *testing.T) {
 	}
 	b.problem(b.do("GET", "/auth/whoami", nil, bearer(is.Sign(t, is.Claims("ana", nil, "other", time.Hour)))...), 401, "")
 }
+
+func TestShares(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		ctx := t.Context()
+		system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+		mint := func(user string, groups ...string) []string {
+			_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: user, User: user, Groups: groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bearer(secret)
+		}
+		owen, zed, team := mint("owen"), mint("zed"), mint("tess", "team")
+		b.want(b.do("POST", "/collections", collectionDoc("twins"), owen...), 201)
+		b.want(b.do("POST", "/collections/twins/items", itemDoc("tank"), owen...), 201)
+		b.want(b.do("POST", "/collections/twins/items/tank/lifecycle", map[string]any{"state": "published"}, owen...), 200)
+		b.problem(b.do("GET", "/collections/twins/items/tank", nil, zed...), 404, "")
+
+		// An item share makes that item readable, not the collection.
+		ish := b.want(b.do("POST", "/collections/twins/items/tank/shares", map[string]any{"subject": "user:zed", "actions": []string{"read"}}, owen...), 201).json(t)
+		b.want(b.do("GET", "/collections/twins/items/tank", nil, zed...), 200)
+		b.problem(b.do("GET", "/collections/twins", nil, zed...), 404, "")
+
+		// A collection share to a group: members read it and list it.
+		b.want(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "group:team", "actions": []string{"read"}}, owen...), 201)
+		b.want(b.do("GET", "/collections/twins", nil, team...), 200)
+		if ids := pagedCollectionIDs(t, b, team); !slices.Equal(ids, []string{"twins"}) {
+			t.Fatalf("team lists %v", ids)
+		}
+		list := b.want(b.do("GET", "/collections/twins/shares", nil, owen...), 200).json(t)
+		if n := len(list["shares"].([]any)); n != 1 {
+			t.Fatalf("collection shares: %d, want 1 (the item share is listed on the item)", n)
+		}
+		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "someone", "actions": []string{"read"}}, owen...), 400, "")
+		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:zed", "actions": []string{"admin"}}, owen...), 400, "")
+		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:zed", "actions": []string{"read"}}, zed...), 404, "")
+
+		// Ending a share takes effect on the next request.
+		b.want(b.do("DELETE", "/collections/twins/items/tank/shares/"+ish["id"].(string), nil, owen...), 204)
+		b.problem(b.do("GET", "/collections/twins/items/tank", nil, zed...), 404, "")
+		b.problem(b.do("DELETE", "/collections/twins/shares/"+ish["id"].(string), nil, owen...), 404, "")
+	})
+}

@@ -62,6 +62,10 @@ func (s *Server) seesDrafts(ctx context.Context, coll *catalog.Collection, itemI
 // visible to their owners and editors only).
 func (s *Server) readableItem(ctx context.Context, collection, id string) (*catalog.Item, error) {
 	coll, err := s.readableCollection(ctx, collection)
+	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+		// An item shared on its own is readable in a collection that is not.
+		coll, err = s.itemShared(ctx, collection, id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -87,4 +91,22 @@ func withoutDrafts(states []catalog.State) []catalog.State {
 		states = catalog.DefaultListStates
 	}
 	return slices.DeleteFunc(slices.Clone(states), func(s catalog.State) bool { return s == catalog.StateDraft })
+}
+
+// itemShared returns the collection of an item the caller may read by a
+// grant on the item itself, or 404.
+func (s *Server) itemShared(ctx context.Context, collection, id string) (*catalog.Collection, error) {
+	notFound := catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
+	coll, err := s.deps.Catalog.GetCollection(ctx, collection)
+	if err != nil {
+		return nil, notFound
+	}
+	ok, err := s.deps.Authz.Can(ctx, CallerOf(ctx), coll, access.ActionRead, access.ItemResource(collection, id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, notFound
+	}
+	return coll, nil
 }

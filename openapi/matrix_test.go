@@ -67,7 +67,20 @@ var matrix = map[string]matrixCase{
 	"createToken":       {"POST", "/auth/tokens", map[string]any{"name": "t"}, nil, expect(201, 201, 201, 201, 201, 401)},
 	"listTokens":        {"GET", "/auth/tokens", nil, nil, expect(200, 200, 200, 200, 200, 401)},
 	"revokeToken":       {"DELETE", "/auth/tokens/{spare}", nil, nil, expect(204, 204, 404, 404, 404, 401)},
+
+	"createCollectionShare": {"POST", "/collections/c/shares", shareBody, nil, expect(201, 201, 403, 403, 404, 404)},
+	"listCollectionShares":  {"GET", "/collections/c/shares", nil, nil, expect(200, 200, 403, 403, 404, 404)},
+	"deleteCollectionShare": {"DELETE", "/collections/c/shares/{cshare}", nil, nil, expect(204, 204, 403, 403, 404, 404)},
+	"createItemShare":       {"POST", "/collections/c/items/p/shares", shareBody, nil, expect(201, 201, 403, 403, 404, 404)},
+	"listItemShares":        {"GET", "/collections/c/items/p/shares", nil, nil, expect(200, 200, 403, 403, 404, 404)},
+	"deleteItemShare":       {"DELETE", "/collections/c/items/p/shares/{ishare}", nil, nil, expect(204, 204, 403, 403, 404, 404)},
+	"listPolicies":          {"GET", "/policies", nil, nil, expect(200, 403, 403, 403, 403, 401)},
+	"createPolicy": {"POST", "/policies", map[string]any{"id": "new-policy", "subjects": []string{"user:zed"}, "resources": []string{"collections:c"},
+		"actions": []string{"read"}, "effect": "allow"}, nil, expect(201, 403, 403, 403, 403, 401)},
+	"deletePolicy": {"DELETE", "/policies/spare-policy", nil, nil, expect(204, 403, 403, 403, 403, 401)},
 }
+
+var shareBody = map[string]any{"subject": "user:zed", "actions": []string{"read"}}
 
 func ndjsonLine(id string) string {
 	b, _ := json.Marshal(itemDoc(id))
@@ -76,7 +89,7 @@ func ndjsonLine(id string) string {
 
 // fixture builds the scene of the matrix on a fresh server and returns
 // the bearer secret of each role and the id of owen's spare token.
-func fixture(t *testing.T, b *bundle) (secrets map[string]string, spare string) {
+func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
@@ -114,12 +127,22 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, spare string) 
 		{ID: "c-editor-collection", Subjects: []string{"user:eddie"}, Resources: []string{"collections:c"}, Actions: []string{"read", "update"}, Effect: access.Allow},
 		{ID: "c-editor-items", Subjects: []string{"user:eddie"}, Resources: []string{"items:c/<.*>"}, Actions: []string{"read", "create", "update", "publish", "delete"}, Effect: access.Allow},
 		{ID: "c-viewer", Subjects: []string{"user:vic"}, Resources: []string{"collections:c", "items:c/<.*>"}, Actions: []string{"read"}, Effect: access.Allow},
+		{ID: "spare-policy", Subjects: []string{"user:zed"}, Resources: []string{"collections:zed"}, Actions: []string{"read"}, Effect: access.Allow},
 	} {
 		if _, err := b.policies.CreatePolicy(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return secrets, spareTok.ID
+	owner := &access.Caller{User: "owen"}
+	cshare, err := b.policies.CreateShare(ctx, owner, "c", "", "user:zed", []string{"read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ishare, err := b.policies.CreateShare(ctx, owner, "c", "p", "user:zed", []string{"read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID}
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
@@ -152,14 +175,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Run(op+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) })
-				secrets, spare := fixture(t, b)
+				secrets, ids := fixture(t, b)
 				headers := append([]string{}, tc.headers...)
 				if secrets[role] == "" {
 					headers = append(headers, anonymous...)
 				} else {
 					headers = append(headers, bearer(secrets[role])...)
 				}
-				path := strings.ReplaceAll(tc.path, "{spare}", spare)
+				path := tc.path
+				for k, v := range ids {
+					path = strings.ReplaceAll(path, k, v)
+				}
 				r := b.do(tc.method, path, tc.body, headers...)
 				if r.StatusCode != tc.want[i] {
 					t.Fatalf("%s %s as %s: %d, want %d\n%s", tc.method, path, role, r.StatusCode, tc.want[i], r.body)

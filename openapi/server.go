@@ -81,6 +81,8 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerBulk()
 	s.registerHealth()
 	s.registerAuth()
+	s.registerShares()
+	s.registerPolicies()
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
 	s.tidyDocument()
 	s.registerSpec()

@@ -84,11 +84,14 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 		return nil, err
 	}
 	var m matcher
+	now := a.Manager.now()
 	const kind = "collections:"
+	seen := map[*entry]bool{}
 	visit := func(e *entry) {
-		if !e.p.AllowAccess() || len(e.p.Conditions) > 0 {
+		if seen[e] || !e.p.AllowAccess() || len(e.p.Conditions) > 0 || !e.live(now) {
 			return
 		}
+		seen[e] = true
 		if ok, _ := m.Matches(e.p, e.p.Actions, ActionRead); !ok {
 			return
 		}

@@ -3,6 +3,7 @@ package access
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ory/ladon"
 )
@@ -47,7 +48,12 @@ func (k key) mayMatch(v string) bool {
 type entry struct {
 	p        *ladon.DefaultPolicy
 	subjects []key
+	// expires, when set, ends the policy (shares with an expiry).
+	expires time.Time
 }
+
+// live reports whether the entry's policy is in force at now.
+func (e *entry) live(now time.Time) bool { return e.expires.IsZero() || now.Before(e.expires) }
 
 func (e *entry) mayMatchSubject(s string) bool {
 	for _, k := range e.subjects {
@@ -120,7 +126,7 @@ func newIndex(policies []*ladon.DefaultPolicy) *index {
 	slices.SortFunc(x.all, func(a, b *ladon.DefaultPolicy) int { return strings.Compare(a.ID, b.ID) })
 	for _, p := range x.all {
 		x.byID[p.ID] = p
-		e := &entry{p: p}
+		e := &entry{p: p, expires: expiresAt(p.Meta)}
 		resources := dedupe(p.Resources)
 		hasPattern := false
 		for _, s := range dedupe(p.Subjects) {
@@ -161,10 +167,10 @@ func dedupe(ss []string) []string {
 
 // candidates returns the policies that may apply to subject and resource
 // (a superset of those that do), each once.
-func (x *index) candidates(subject, resource string) []*ladon.DefaultPolicy {
+func (x *index) candidates(subject, resource string, now time.Time) []*ladon.DefaultPolicy {
 	var out []*ladon.DefaultPolicy
 	add := func(e *entry) {
-		if !slices.Contains(out, e.p) {
+		if e.live(now) && !slices.Contains(out, e.p) {
 			out = append(out, e.p)
 		}
 	}

@@ -275,7 +275,7 @@ func (m *Manager) FindRequestCandidates(ctx context.Context, r *ladon.Request) (
 	if err != nil {
 		return nil, err
 	}
-	return policies(x.candidates(r.Subject, r.Resource)), nil
+	return policies(x.candidates(r.Subject, r.Resource, m.now())), nil
 }
 
 // FindPoliciesForSubject implements ladon.Manager.
@@ -325,10 +325,11 @@ func (w *Warden) Allowed(ctx context.Context, subjects []string, action, resourc
 		return false, err
 	}
 	m := w.l.Matcher.(*matcher)
+	now := w.m.now()
 	allowed := false
 	for _, s := range subjects {
 		r := &ladon.Request{Subject: s, Action: action, Resource: resource, Context: rc}
-		for _, p := range x.candidates(s, resource) {
+		for _, p := range x.candidates(s, resource, now) {
 			ok, err := applies(ctx, m, p, r)
 			if err != nil {
 				return false, catalog.Internal(err)
@@ -373,3 +374,12 @@ func (quietMetric) RequestDeniedBy(ladon.Request, ladon.Policy)               {}
 func (quietMetric) RequestAllowedBy(ladon.Request, ladon.Policies)            {}
 func (quietMetric) RequestNoMatch(ladon.Request)                              {}
 func (quietMetric) RequestProcessingError(ladon.Request, ladon.Policy, error) {}
+
+// ListPolicies returns up to limit policies with id > after, by id.
+func (m *Manager) ListPolicies(ctx context.Context, after string, limit int) ([]*Policy, error) {
+	return m.store.ListPolicies(ctx, after, limit)
+}
+
+// LiteralPrefix returns the part of a policy value before its first
+// <regex>, and whether it has one.
+func LiteralPrefix(v string) (prefix string, isPattern bool) { return literalPrefix(v) }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twinstac/twinstac/catalog"
 )
@@ -220,5 +221,39 @@ func TestAuditEvents(t *testing.T) {
 	}
 	if len(store.events) != 2 {
 		t.Fatal("an invalid policy wrote an event")
+	}
+}
+
+func TestShareExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := NewManager(newMemStore())
+	m.MaxAge, m.Now = 0, func() time.Time { return now }
+	sh, err := m.CreateShare(ctx, &Caller{User: "owen"}, "c", "", "user:zed", []string{ActionRead}, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWarden(m)
+	a := NewAuthorizer(m)
+	if ok, _ := w.Allowed(ctx, []string{"user:zed"}, ActionRead, "items:c/x", nil); !ok {
+		t.Fatal("the share does not grant read")
+	}
+	if f, _ := a.ReadFilter(ctx, &Caller{User: "zed"}); !slices.Equal(f.IDs, []string{"c"}) {
+		t.Fatalf("read filter %+v", f)
+	}
+	now = now.Add(2 * time.Hour)
+	if ok, _ := w.Allowed(ctx, []string{"user:zed"}, ActionRead, "items:c/x", nil); ok {
+		t.Fatal("an expired share still grants read")
+	}
+	if f, _ := a.ReadFilter(ctx, &Caller{User: "zed"}); len(f.IDs) != 0 {
+		t.Fatalf("an expired share is in the read filter: %+v", f)
+	}
+	shares, err := m.Shares(ctx, "c", "")
+	if err != nil || len(shares) != 1 || shares[0].ID != sh.ID || !shares[0].Expires.Equal(now.Add(-time.Hour)) {
+		t.Fatalf("shares %+v, %v", shares, err)
+	}
+	if err := m.DeleteShare(ctx, "other", "", sh.ID); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+		t.Fatalf("deleting a share through another collection: %v", err)
 	}
 }

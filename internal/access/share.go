@@ -1,0 +1,148 @@
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/twinstac/twinstac/catalog"
+)
+
+// A share is a policy made by the share operations: it grants a subject
+// some actions on a collection (and its items) or on one item, until an
+// optional expiry. Its Meta records what it shares, so that shares can be
+// listed per object, and the expiry, which the manager enforces.
+
+// ShareMeta is the Meta of a share's policy.
+type ShareMeta struct {
+	Share      bool      `json:"share"`
+	Collection string    `json:"collection"`
+	Item       string    `json:"item,omitempty"`
+	Expires    time.Time `json:"expires,omitzero"`
+	CreatedBy  string    `json:"created_by,omitempty"`
+}
+
+// Share is a grant as the API shows it.
+type Share struct {
+	ID      string
+	Subject string
+	Actions []string
+	Expires time.Time
+	Created time.Time
+}
+
+// ShareActions are the actions a share may grant.
+var ShareActions = []string{ActionRead, ActionUpdate, ActionPublish, ActionExecute, ActionShare}
+
+// CheckSubject checks a policy subject: user:<id>, group:<name>,
+// node:<peer> or anonymous. Codes: EINVALID.
+func CheckSubject(pointer, s string) error {
+	if s == "anonymous" {
+		return nil
+	}
+	kind, name, ok := strings.Cut(s, ":")
+	if !ok || (kind != "user" && kind != "group" && kind != "node" && kind != "token") {
+		return catalog.Invalid(pointer, "a subject is user:<id>, group:<name>, node:<peer>, token:<id> or anonymous, not %q", s)
+	}
+	return checkName(pointer, name)
+}
+
+// CreateShare grants subject actions on a collection (item "") or one
+// of its items. Codes: EINVALID.
+func (m *Manager) CreateShare(ctx context.Context, by *Caller, collection, item, subject string, actions []string, expires time.Time) (*Share, error) {
+	if err := CheckSubject("/subject", subject); err != nil {
+		return nil, err
+	}
+	if len(actions) == 0 {
+		return nil, catalog.Invalid("/actions", "a share grants at least one action")
+	}
+	for i, a := range actions {
+		if !slices.Contains(ShareActions, a) {
+			return nil, catalog.Invalid("/actions/"+itoa(i), "a share grants %s, not %q", strings.Join(ShareActions, ", "), a)
+		}
+	}
+	if !expires.IsZero() && !expires.After(m.now()) {
+		return nil, catalog.Invalid("/expires", "the expiry is not in the future")
+	}
+	resources := []string{CollectionResource(collection), ItemResource(collection, "<.*>")}
+	if item != "" {
+		resources = []string{ItemResource(collection, item)}
+	}
+	meta, _ := json.Marshal(ShareMeta{Share: true, Collection: collection, Item: item, Expires: expires.UTC(), CreatedBy: by.User})
+	p := &Policy{ID: "share-" + uuid.Must(uuid.NewV7()).String(), Description: "share", Subjects: []string{subject},
+		Resources: resources, Actions: slices.Clone(actions), Effect: Allow, Meta: meta}
+	if _, err := m.CreatePolicy(ctx, p); err != nil {
+		return nil, err
+	}
+	return shareOf(p, expires), nil
+}
+
+func shareOf(p *Policy, expires time.Time) *Share {
+	return &Share{ID: p.ID, Subject: p.Subjects[0], Actions: p.Actions, Expires: expires, Created: p.Created}
+}
+
+// Shares lists the shares of a collection (item "") or of an item.
+func (m *Manager) Shares(ctx context.Context, collection, item string) ([]*Share, error) {
+	x, err := m.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Share
+	for _, lp := range x.all {
+		meta, ok := shareMeta(lp.Meta)
+		if !ok || meta.Collection != collection || meta.Item != item {
+			continue
+		}
+		p, err := m.store.GetPolicy(ctx, lp.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, shareOf(p, meta.Expires))
+	}
+	return out, nil
+}
+
+// DeleteShare removes a share of the collection (item "") or item.
+// Codes: ENOTFOUND.
+func (m *Manager) DeleteShare(ctx context.Context, collection, item, id string) error {
+	x, err := m.current(ctx)
+	if err != nil {
+		return err
+	}
+	lp, ok := x.byID[id]
+	meta, isShare := shareMeta(lpMeta(lp, ok))
+	if !ok || !isShare || meta.Collection != collection || meta.Item != item {
+		return catalog.Errorf(catalog.ENOTFOUND, "share %q not found", id)
+	}
+	return m.Delete(ctx, id)
+}
+
+func lpMeta(p interface{ GetMeta() []byte }, ok bool) []byte {
+	if !ok {
+		return nil
+	}
+	return p.GetMeta()
+}
+
+func shareMeta(b []byte) (ShareMeta, bool) {
+	var m ShareMeta
+	if len(b) == 0 || json.Unmarshal(b, &m) != nil || !m.Share {
+		return m, false
+	}
+	return m, true
+}
+
+// expiresAt returns the expiry a policy's Meta records (shares), or zero.
+func expiresAt(meta []byte) time.Time {
+	var m struct {
+		Expires time.Time `json:"expires"`
+	}
+	if len(meta) == 0 || json.Unmarshal(meta, &m) != nil {
+		return time.Time{}
+	}
+	return m.Expires
+}
