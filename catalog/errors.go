@@ -14,6 +14,7 @@ const (
 	EPRECONDITION    = "precondition_failed" // an If-Match did not match
 	EGONE            = "gone"                // the object existed and was deleted (tombstone)
 	ETOOLARGE        = "too_large"           // a body or upload exceeds its limit
+	ETOOMANY         = "too_many_requests"   // a rate limit was hit
 	EFORBIDDEN       = "forbidden"           // the caller may not do this
 	EUNAUTHENTICATED = "unauthenticated"     // the caller is not known
 	EUNAVAILABLE     = "unavailable"         // a dependency (database, blob store) cannot be reached

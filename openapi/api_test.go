@@ -46,6 +46,11 @@ func setup(t *testing.T, open func(testing.TB) catalog.Store) *bundle {
 
 func setupWith(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.OIDC) *bundle {
 	t.Helper()
+	return setupConfig(t, open, oidc, openapi.Config{})
+}
+
+func setupConfig(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.OIDC, cfg openapi.Config) *bundle {
+	t.Helper()
 	st := open(t)
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
@@ -56,7 +61,9 @@ func setupWith(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.O
 	tokens := &access.Tokens{Store: st.(access.TokenStore), AdminSecretHash: &adminHash}
 	manager := access.NewManager(st.(access.PolicyStore))
 	manager.MaxAge = 0
-	api := openapi.New(openapi.Config{MaxBodyBytes: maxBody, CORS: openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}},
+	cfg.MaxBodyBytes = maxBody
+	cfg.CORS = openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}
+	api := openapi.New(cfg,
 		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

@@ -10,6 +10,7 @@ import (
 	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/oidctest"
 	"github.com/twinstac/twinstac/internal/testdb"
+	"github.com/twinstac/twinstac/openapi"
 )
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
@@ -176,4 +177,56 @@ func TestShares(t *testing.T) {
 		b.problem(b.do("GET", "/collections/twins/items/tank", nil, zed...), 404, "")
 		b.problem(b.do("DELETE", "/collections/twins/shares/"+ish["id"].(string), nil, owen...), 404, "")
 	})
+}
+
+func TestRateLimitCreatorsAndAudit(t *testing.T) {
+	t.Parallel()
+	b := setupConfig(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) }, nil,
+		openapi.Config{RateLimit: openapi.RateLimit{Rate: 0.5, Burst: 3}, CollectionCreators: "curators"})
+	ctx := t.Context()
+	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+	mint := func(user string, groups ...string) []string {
+		_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: user, User: user, Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bearer(secret)
+	}
+	ana, cora := mint("ana"), mint("cora", "curators")
+	// Only curators (and admins) create collections; the refusal is audited.
+	p := b.problem(b.do("POST", "/collections", collectionDoc("a"), ana...), 403, "")
+	if !strings.Contains(p["detail"].(string), "curators") {
+		t.Fatalf("403 does not name the group: %v", p["detail"])
+	}
+	b.want(b.do("POST", "/collections", collectionDoc("b"), cora...), 201)
+	b.want(b.do("POST", "/collections", collectionDoc("c")), 201) // the admin
+	// Ana's token has a burst of 3 (one already used above).
+	b.want(b.do("GET", "/", nil, ana...), 200)
+	b.want(b.do("GET", "/", nil, ana...), 200)
+	r := b.do("GET", "/", nil, ana...)
+	b.problem(r, 429, "")
+	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("429 without a useful Retry-After: %q", ra)
+	}
+	// Other tokens and the admin have buckets of their own.
+	b.want(b.do("GET", "/", nil, cora...), 200)
+	for range 5 {
+		b.want(b.do("GET", "/", nil), 200)
+	}
+	evs, err := b.store.ListEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, e := range evs {
+		if e.Type == openapi.EventAccessDenied {
+			denied++
+			if !strings.Contains(string(e.Payload), "user:ana") {
+				t.Fatalf("denial event lacks the subject: %s", e.Payload)
+			}
+		}
+	}
+	if denied != 1 {
+		t.Fatalf("%d access.denied events, want 1", denied)
+	}
 }

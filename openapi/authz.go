@@ -2,7 +2,11 @@ package openapi
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/access"
@@ -24,6 +28,7 @@ func (s *Server) readableCollection(ctx context.Context, id string) (*catalog.Co
 		return nil, err
 	}
 	if !ok {
+		s.auditDenied(ctx, access.ActionRead, access.CollectionResource(id))
 		return nil, catalog.Errorf(catalog.ENOTFOUND, "collection %q not found", id)
 	}
 	return coll, nil
@@ -36,6 +41,7 @@ func (s *Server) require(ctx context.Context, coll *catalog.Collection, action, 
 	if err != nil || ok {
 		return err
 	}
+	s.auditDenied(ctx, action, resource)
 	if c.IsAnonymous() {
 		return catalog.Errorf(catalog.EUNAUTHENTICATED, "sign in to %s %s", action, resource)
 	}
@@ -109,4 +115,24 @@ func (s *Server) itemShared(ctx context.Context, collection, id string) (*catalo
 		return nil, notFound
 	}
 	return coll, nil
+}
+
+// EventAccessDenied is the audit event of a request refused by the
+// authorisation rules.
+const EventAccessDenied = "access.denied"
+
+// auditDenied writes an access.denied event: who was refused which action
+// on what. The request id ties it to the log line. A failure to write it
+// is logged and does not change the answer.
+func (s *Server) auditDenied(ctx context.Context, action, resource string) {
+	if s.deps.Catalog == nil {
+		return
+	}
+	c := CallerOf(ctx)
+	payload, _ := json.Marshal(map[string]any{"subjects": c.Subjects(), "action": action, "resource": resource, "request_id": RequestID(ctx)})
+	ev := &catalog.Event{ID: uuid.Must(uuid.NewV7()).String(), Type: EventAccessDenied, Subject: resource, Time: time.Now().UTC(), Payload: payload}
+	err := s.deps.Catalog.Store.Update(context.WithoutCancel(ctx), func(tx catalog.Tx) error { return tx.AppendEvents(ctx, ev) })
+	if err != nil {
+		logger(ctx).Warn("audit event not written", "error", err.Error())
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -188,6 +189,9 @@ func (s *Server) mayCreateCollections(ctx context.Context) error {
 		return catalog.Errorf(catalog.EUNAUTHENTICATED, "sign in to create collections")
 	case !c.InScope(access.ActionCreate):
 		return catalog.Errorf(catalog.EFORBIDDEN, "this token's scopes do not allow creating")
+	case s.cfg.CollectionCreators != "" && !c.IsAdmin() && !slices.Contains(c.Groups, s.cfg.CollectionCreators):
+		s.auditDenied(ctx, access.ActionCreate, "collections")
+		return catalog.Errorf(catalog.EFORBIDDEN, "only members of group %q create collections on this node", s.cfg.CollectionCreators)
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ var statusOf = map[string]int{
 	catalog.EPRECONDITION:    http.StatusPreconditionFailed,
 	catalog.EGONE:            http.StatusGone,
 	catalog.ETOOLARGE:        http.StatusRequestEntityTooLarge,
+	catalog.ETOOMANY:         http.StatusTooManyRequests,
 	catalog.EFORBIDDEN:       http.StatusForbidden,
 	catalog.EUNAUTHENTICATED: http.StatusUnauthorized,
 	catalog.EUNAVAILABLE:     http.StatusServiceUnavailable,

@@ -26,6 +26,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// CORS says which browser origins may call the API.
 	CORS CORS
+	// RateLimit limits requests per token; zero is unlimited.
+	RateLimit RateLimit
+	// CollectionCreators, when set, is the group whose members may
+	// create collections (admins always may); empty lets every
+	// signed-in user.
+	CollectionCreators string
 }
 
 // Deps are what the API needs to serve.
@@ -87,7 +93,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.tidyDocument()
 	s.registerSpec()
 
-	s.handler = withRequestContext(deps.Logger, withCORS(cfg.CORS, s.authenticate(http.HandlerFunc(s.route))))
+	s.handler = withRequestContext(deps.Logger, withCORS(cfg.CORS, s.authenticate(s.rateLimit(http.HandlerFunc(s.route)))))
 	return s
 }
 
@@ -171,7 +177,7 @@ func (s *Server) operation(id, method, path, tag, summary, desc string, status i
 		Summary:          summary,
 		Description:      desc,
 		DefaultStatus:    status,
-		Errors:           append(errs, http.StatusUnauthorized),
+		Errors:           append(errs, http.StatusUnauthorized, http.StatusTooManyRequests),
 		Security:         optionalAuth,
 		MaxBodyBytes:     s.cfg.MaxBodyBytes,
 		SkipValidateBody: true,

@@ -204,9 +204,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		return fmt.Errorf("creating the first admin token: %w", err)
 	}
 	api := openapi.New(openapi.Config{
-		PublicURL:    cfg.PublicURL,
-		MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		CORS:         openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
+		PublicURL:          cfg.PublicURL,
+		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
+		CORS:               openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
+		RateLimit:          openapi.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
+		CollectionCreators: cfg.CollectionGroup,
 	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
