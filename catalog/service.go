@@ -707,7 +707,7 @@ func blobKey(collection, id, key, sha string) string {
 // records href, type, file:size and file:checksum in the item.
 // Codes: EINVALID, ENOTFOUND, EGONE, ECONFLICT (not a draft),
 // EPRECONDITION, ETOOLARGE.
-func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType string, body io.Reader, pre Preconditions) (*Item, error) {
+func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType string, body io.Reader, pre Preconditions, quota Quota) (*Item, error) {
 	if err := CheckID("path.assetKey", key); err != nil {
 		return nil, err
 	}
@@ -722,10 +722,29 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 	if !cur.State.Editable() {
 		return nil, Errorf(ECONFLICT, "item %q is %s and its assets are immutable; create a new version of the item to change them", id, cur.State)
 	}
+	max := s.MaxAssetBytes
+	if quota.StoredBytes > 0 {
+		used, err := s.Store.StoredBytes(ctx, quota.Owner)
+		if err != nil {
+			return nil, err
+		}
+		// The file this upload replaces stops counting.
+		room := quota.StoredBytes - used + assetSize(cur.Assets()[key], collection, id, key)
+		if room <= 0 {
+			return nil, quota.exceeded(used)
+		}
+		if max <= 0 || room < max {
+			max = room
+		}
+	}
 	tmp := blobFolder(collection, id, key, "upload-"+newToken())
-	info, err := s.Blobs.Put(ctx, tmp, body, s.MaxAssetBytes)
+	info, err := s.Blobs.Put(ctx, tmp, body, max)
 	if err != nil {
 		if ErrorCode(err) == ETOOLARGE {
+			if max != s.MaxAssetBytes {
+				used, _ := s.Store.StoredBytes(ctx, quota.Owner)
+				return nil, quota.exceeded(used)
+			}
 			return nil, Errorf(ETOOLARGE, "the upload exceeds the asset size limit of %d bytes", s.MaxAssetBytes)
 		}
 		return nil, err
@@ -776,6 +795,19 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 		if err := tx.UpdateItem(ctx, next, cur.ETag); err != nil {
 			return err
 		}
+		if err := tx.SetAssetBytes(ctx, collection, id, key, info.Size); err != nil {
+			return err
+		}
+		if quota.StoredBytes > 0 {
+			// Concurrent uploads may have used the room since the check.
+			used, err := tx.StoredBytes(ctx, quota.Owner)
+			if err != nil {
+				return err
+			}
+			if used > quota.StoredBytes {
+				return quota.exceeded(used - info.Size)
+			}
+		}
 		out = next
 		ev := NewEvent(EventItemAssetAdded, ItemSubject(collection, id), now, EventPayload{Collection: collection, ID: id, State: next.State, Asset: key, ETag: next.ETag})
 		return tx.AppendEvents(ctx, ev)
@@ -788,6 +820,27 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 		_ = s.Blobs.Delete(ctx, replaced)
 	}
 	return out, nil
+}
+
+// Quota is the stored-bytes limit an upload counts against: that of the
+// collection's owner. StoredBytes 0 is unlimited (admins, or no limit).
+type Quota struct {
+	Owner       string
+	StoredBytes int64
+}
+
+func (q Quota) exceeded(used int64) error {
+	return Errorf(ETOOLARGE, "the storage quota of %s is %d bytes and %d are in use; delete files or ask an administrator for more", q.Owner, q.StoredBytes, used)
+}
+
+// assetSize returns the recorded size of an uploaded asset, or 0.
+func assetSize(a Document, collection, id, key string) int64 {
+	if a == nil || managedBlob(collection, id, key, a) == "" {
+		return 0
+	}
+	var n int64
+	_ = json.Unmarshal(a["file:size"], &n)
+	return n
 }
 
 // managedBlob returns the blob key of an asset the catalog stores, or "".

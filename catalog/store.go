@@ -52,6 +52,10 @@ type Store interface {
 	// mode), EUNAVAILABLE, those of next.
 	BulkLoad(ctx context.Context, collection string, mode BulkMode, next func() (*Item, error)) (BulkResult, error)
 
+	// StoredBytes returns the asset bytes stored in the collections owner
+	// owns.
+	StoredBytes(ctx context.Context, owner string) (int64, error)
+
 	// ListEvents returns up to limit outbox events with Seq > after, in Seq
 	// order. Seq is assigned when an event is written, not when its
 	// transaction commits, so an event with a lower Seq may become visible
@@ -84,6 +88,16 @@ type Tx interface {
 	// UpdateItem replaces an item whose ETag is still etag; an item whose
 	// Doc is nil is written as a tombstone. Codes: ENOTFOUND, EPRECONDITION.
 	UpdateItem(ctx context.Context, it *Item, etag string) error
+	// SetAssetBytes records the size of an uploaded asset file of an item
+	// (replacing the size recorded for that key); size 0 forgets it.
+	// Stored bytes count against the collection owner's quota. Writing a
+	// tombstone (UpdateItem with a nil Doc) and deleting the collection
+	// forget the item's sizes too. Codes: ENOTFOUND (no collection),
+	// EINVALID (a negative size).
+	SetAssetBytes(ctx context.Context, collection, item, key string, size int64) error
+	// StoredBytes returns the asset bytes stored in the collections owner
+	// owns, as this transaction sees them.
+	StoredBytes(ctx context.Context, owner string) (int64, error)
 	// AppendEvents writes events to the outbox; the store assigns Seq.
 	AppendEvents(ctx context.Context, events ...*Event) error
 }

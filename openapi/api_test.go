@@ -51,6 +51,12 @@ func setupWith(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.O
 
 func setupConfig(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.OIDC, cfg openapi.Config) *bundle {
 	t.Helper()
+	return setupFull(t, open, oidc, cfg, 0)
+}
+
+// setupFull also sets the default stored-bytes quota.
+func setupFull(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.OIDC, cfg openapi.Config, storedBytes int64) *bundle {
+	t.Helper()
 	st := open(t)
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
@@ -64,10 +70,21 @@ func setupConfig(t *testing.T, open func(testing.TB) catalog.Store, oidc *access
 	cfg.MaxBodyBytes = maxBody
 	cfg.CORS = openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}
 	api := openapi.New(cfg,
-		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc,
+			Quotas: &access.Quotas{Store: st.(access.QuotaStore), DefaultStoredBytes: storedBytes}, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st, policies: manager, tokens: tokens}
+}
+
+// eachStoreFull is eachStore with a default stored-bytes quota.
+func eachStoreFull(t *testing.T, storedBytes int64, fn func(t *testing.T, b *bundle)) {
+	for _, k := range testdb.Kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setupFull(t, k.Open, nil, openapi.Config{}, storedBytes))
+		})
+	}
 }
 
 // eachStore runs fn against a fresh server on every store.

@@ -59,7 +59,15 @@ func (s *Server) registerAssets() {
 		if max := s.deps.Catalog.MaxAssetBytes; max > 0 && in.ContentLength > max {
 			return nil, catalog.Errorf(catalog.ETOOLARGE, "the upload of %d bytes exceeds the asset size limit of %d bytes", in.ContentLength, max)
 		}
-		it, err := s.deps.Catalog.PutAsset(ctx, in.CollectionID, in.ItemID, in.AssetKey, in.contentType, in.body, parseIfMatch(in.IfMatch))
+		coll, err := s.deps.Catalog.GetCollection(ctx, in.CollectionID)
+		if err != nil {
+			return nil, err
+		}
+		quota, err := s.deps.Quotas.For(ctx, CallerOf(ctx), coll.Owner)
+		if err != nil {
+			return nil, err
+		}
+		it, err := s.deps.Catalog.PutAsset(ctx, in.CollectionID, in.ItemID, in.AssetKey, in.contentType, in.body, parseIfMatch(in.IfMatch), quota)
 		if err != nil {
 			return nil, err
 		}

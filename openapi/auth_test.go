@@ -230,3 +230,47 @@ func TestRateLimitCreatorsAndAudit(t *testing.T) {
 		t.Fatalf("%d access.denied events, want 1", denied)
 	}
 }
+
+func TestStoredBytesQuota(t *testing.T) {
+	t.Parallel()
+	eachStoreFull(t, 10000, func(t *testing.T, b *bundle) {
+		ctx := t.Context()
+		system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+		_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: "owen", User: "owen"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owen := bearer(secret)
+		b.want(b.do("POST", "/collections", collectionDoc("c"), owen...), 201)
+		b.want(b.do("POST", "/collections/c/items", itemDoc("a"), owen...), 201)
+		b.want(b.do("POST", "/collections/c/items", itemDoc("b"), owen...), 201)
+		six := strings.Repeat("x", 6000)
+		b.want(b.do("PUT", "/collections/c/items/a/assets/data", six, owen...), 200)
+		// Replacing a file frees its old size first.
+		b.want(b.do("PUT", "/collections/c/items/a/assets/data", six, owen...), 200)
+		p := b.problem(b.do("PUT", "/collections/c/items/b/assets/data", six, owen...), 413, "")
+		if !strings.Contains(p["detail"].(string), "10000") || !strings.Contains(p["detail"].(string), "6000") {
+			t.Fatalf("413 does not give the limit and the use: %v", p["detail"])
+		}
+		q := b.want(b.do("GET", "/quotas/owen", nil, owen...), 200).json(t)["stored_bytes"].(map[string]any)
+		if q["limit"] != 10000.0 || q["used"] != 6000.0 {
+			t.Fatalf("quota %v", q)
+		}
+		// Admins are exempt, and may raise a user's limit.
+		b.want(b.do("PUT", "/collections/c/items/b/assets/admin", six), 200)
+		b.want(b.do("PUT", "/quotas/owen", map[string]any{"stored_bytes": 100000}), 200)
+		b.want(b.do("PUT", "/collections/c/items/b/assets/data", six, owen...), 200)
+		b.problem(b.do("PUT", "/quotas/owen", map[string]any{"stored_bytes": 1}, owen...), 403, "")
+		// Deleting an item frees what it stored.
+		b.want(b.do("DELETE", "/collections/c/items/a", nil, owen...), 204)
+		q = b.want(b.do("GET", "/quotas/owen", nil, owen...), 200).json(t)["stored_bytes"].(map[string]any)
+		if q["used"] != 12000.0 || q["limit"] != 100000.0 {
+			t.Fatalf("after delete: %v", q)
+		}
+		// null returns to the node default.
+		b.want(b.do("PUT", "/quotas/owen", map[string]any{"stored_bytes": nil}), 200)
+		if q := b.want(b.do("GET", "/quotas/owen", nil), 200).json(t)["stored_bytes"].(map[string]any); q["limit"] != 10000.0 {
+			t.Fatalf("after reset: %v", q)
+		}
+	})
+}

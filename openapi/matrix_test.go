@@ -78,6 +78,8 @@ var matrix = map[string]matrixCase{
 	"createPolicy": {"POST", "/policies", map[string]any{"id": "new-policy", "subjects": []string{"user:zed"}, "resources": []string{"collections:c"},
 		"actions": []string{"read"}, "effect": "allow"}, nil, expect(201, 403, 403, 403, 403, 401)},
 	"deletePolicy": {"DELETE", "/policies/spare-policy", nil, nil, expect(204, 403, 403, 403, 403, 401)},
+	"getQuota":     {"GET", "/quotas/owen", nil, nil, expect(200, 200, 403, 403, 403, 401)},
+	"setQuota":     {"PUT", "/quotas/owen", map[string]any{"stored_bytes": 1000}, nil, expect(200, 403, 403, 403, 403, 401)},
 }
 
 var shareBody = map[string]any{"subject": "user:zed", "actions": []string{"read"}}

@@ -43,6 +43,8 @@ type Deps struct {
 	// Authz decides what callers may do; nil allows only what ownership,
 	// visibility and admin rights allow.
 	Authz *access.Authorizer
+	// Quotas are the per-user limits; nil: none.
+	Quotas *access.Quotas
 	// OIDC verifies OIDC JWTs; nil accepts none.
 	OIDC *access.OIDC
 	// Ready checks the stores for /readyz.
@@ -89,6 +91,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerAuth()
 	s.registerShares()
 	s.registerPolicies()
+	s.registerQuotas()
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
 	s.tidyDocument()
 	s.registerSpec()

@@ -186,6 +186,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		return fmt.Errorf("the store keeps no access policies")
 	}
 	authz := access.NewAuthorizer(access.NewManager(policyStore))
+	quotaStore, ok := st.(access.QuotaStore)
+	if !ok {
+		return fmt.Errorf("the store keeps no quotas")
+	}
+	quotas := &access.Quotas{Store: quotaStore, DefaultStoredBytes: int64(cfg.QuotaStored)}
 	if cfg.AdminToken != "" {
 		h := access.HashSecret(cfg.AdminToken)
 		tokens.AdminSecretHash = &h
@@ -209,7 +214,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		CORS:               openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
 		RateLimit:          openapi.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
 		CollectionCreators: cfg.CollectionGroup,
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}

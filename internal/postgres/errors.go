@@ -17,6 +17,7 @@ import (
 // SQLSTATE codes the store reacts to.
 const (
 	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
 	codeCheckViolation       = "23514" // also "no partition of relation found for row"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"

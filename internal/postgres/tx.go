@@ -99,8 +99,10 @@ func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag s
 }
 
 // DeleteCollection removes a collection and drops the partition of its
-// items. Dropping the partition locks the items table exclusively until
-// the transaction ends, so it is best the last write of the transaction.
+// items; the sizes of its asset files go by the foreign key's cascade
+// (see migration 0005). Dropping the partition locks the items table
+// exclusively until the transaction ends, so it is best the last write of
+// the transaction.
 // Codes: ENOTFOUND, EUNAVAILABLE (the items table stayed locked by others
 // for longer than the DDL lock timeout).
 func (t *Tx) DeleteCollection(ctx context.Context, id string) error {
@@ -178,7 +180,8 @@ const updateItemSQL = `UPDATE items SET state = $3, start_dt = $4, end_dt = $5, 
 WHERE collection = $1 AND id = $2 AND etag = $10`
 
 // UpdateItem replaces an item whose ETag is still etag; an item without a
-// document becomes a tombstone. Its created time stays.
+// document becomes a tombstone, and the sizes of its asset files are
+// forgotten (see SetAssetBytes). Its created time stays.
 // Codes: ENOTFOUND, EPRECONDITION.
 func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) error {
 	r, err := rowOf(it)
@@ -190,8 +193,12 @@ func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) erro
 	if err != nil {
 		return t.fail(err)
 	}
-	return t.swapped(ctx, tag, `SELECT etag FROM items WHERE collection = $1 AND id = $2`, []any{it.Collection, it.ID},
+	err = t.swapped(ctx, tag, `SELECT etag FROM items WHERE collection = $1 AND id = $2`, []any{it.Collection, it.ID},
 		catalog.ErrItemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
+	if err != nil || r.content != nil {
+		return err
+	}
+	return t.forgetItemAssetBytes(ctx, it.Collection, it.ID)
 }
 
 // swapped finishes a compare-and-swap UPDATE: when it touched no row, the

@@ -63,8 +63,9 @@ func (t *Tx) UpdateCollection(ctx context.Context, c *catalog.Collection, etag s
 		catalog.ErrCollectionNotFound(c.ID), fmt.Sprintf("collection %q", c.ID))
 }
 
-// DeleteCollection removes a collection; its items go by the foreign
-// key's cascade and their R*Tree rows by trigger. Codes: ENOTFOUND.
+// DeleteCollection removes a collection; its items and the sizes of its
+// asset files go by the foreign keys' cascades, and the items' R*Tree
+// rows by trigger. Codes: ENOTFOUND.
 func (t *Tx) DeleteCollection(ctx context.Context, id string) error {
 	res, err := t.tx.ExecContext(ctx, "DELETE FROM collections WHERE id = ?", id)
 	if err != nil {
@@ -120,7 +121,8 @@ func (t *Tx) insertItemError(ctx context.Context, it *catalog.Item, err error) e
 }
 
 // UpdateItem replaces an item whose ETag is still etag; an item without
-// a document becomes a tombstone. Its created time stays.
+// a document becomes a tombstone, and the sizes of its asset files are
+// forgotten (see SetAssetBytes). Its created time stays.
 // Codes: ENOTFOUND, EPRECONDITION.
 func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) error {
 	c, err := columnsOf(it)
@@ -133,8 +135,12 @@ func (t *Tx) UpdateItem(ctx context.Context, it *catalog.Item, etag string) erro
 	if err != nil {
 		return dbError(err)
 	}
-	return t.swapped(ctx, res, "SELECT etag FROM items WHERE collection = ? AND id = ?", []any{it.Collection, it.ID},
+	err = t.swapped(ctx, res, "SELECT etag FROM items WHERE collection = ? AND id = ?", []any{it.Collection, it.ID},
 		catalog.ErrItemNotFound(it.Collection, it.ID), fmt.Sprintf("item %q of collection %q", it.ID, it.Collection))
+	if err != nil || c.content != nil {
+		return err
+	}
+	return t.forgetItemAssetBytes(ctx, it.Collection, it.ID)
 }
 
 // swapped finishes a compare-and-swap UPDATE: when it touched no row, the

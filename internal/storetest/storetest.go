@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"BulkUpsert", testBulkUpsert},
 		{"BulkMissingCollection", testBulkMissingCollection},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"AssetBytes", testAssetBytes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
