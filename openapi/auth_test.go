@@ -171,6 +171,14 @@ func TestShares(t *testing.T) {
 		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "someone", "actions": []string{"read"}}, owen...), 400, "")
 		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:zed", "actions": []string{"admin"}}, owen...), 400, "")
 		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:zed", "actions": []string{"read"}}, zed...), 404, "")
+		b.problem(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:zed", "role": "editor", "actions": []string{"read"}}, owen...), 400, "/role")
+
+		// A role: the editor may add drafts and see them.
+		ed := mint("edna")
+		b.want(b.do("POST", "/collections/twins/shares", map[string]any{"subject": "user:edna", "role": "editor"}, owen...), 201)
+		b.want(b.do("POST", "/collections/twins/items", itemDoc("draft-by-edna"), ed...), 201)
+		b.want(b.do("GET", "/collections/twins/items/draft-by-edna", nil, ed...), 200)
+		b.problem(b.do("GET", "/collections/twins/items/draft-by-edna", nil, team...), 404, "")
 
 		// Ending a share takes effect on the next request.
 		b.want(b.do("DELETE", "/collections/twins/items/tank/shares/"+ish["id"].(string), nil, owen...), 204)
@@ -182,7 +190,7 @@ func TestShares(t *testing.T) {
 func TestRateLimitCreatorsAndAudit(t *testing.T) {
 	t.Parallel()
 	b := setupConfig(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) }, nil,
-		openapi.Config{RateLimit: openapi.RateLimit{Rate: 0.5, Burst: 3}, CollectionCreators: "curators"})
+		openapi.Config{RateLimit: openapi.RateLimit{Rate: 0.5, Burst: 3}, CollectionCreators: "curators", PrivateMetrics: true})
 	ctx := t.Context()
 	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
 	mint := func(user string, groups ...string) []string {
@@ -210,6 +218,14 @@ func TestRateLimitCreatorsAndAudit(t *testing.T) {
 	}
 	// Other tokens and the admin have buckets of their own.
 	b.want(b.do("GET", "/", nil, cora...), 200)
+	// Private metrics: admins only.
+	if r := b.do("GET", "/metrics", nil, cora...); r.StatusCode != 403 {
+		t.Fatalf("metrics for a non-admin: %d", r.StatusCode)
+	}
+	if r := b.do("GET", "/metrics", nil, anonymous...); r.StatusCode != 401 {
+		t.Fatalf("metrics for anonymous: %d", r.StatusCode)
+	}
+	b.want(b.do("GET", "/metrics", nil), 200)
 	for range 5 {
 		b.want(b.do("GET", "/", nil), 200)
 	}

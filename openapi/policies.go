@@ -74,7 +74,7 @@ func requireAdmin(ctx context.Context) error {
 	case c.IsAnonymous():
 		return catalog.Errorf(catalog.EUNAUTHENTICATED, "sign in as a node administrator")
 	case !c.IsAdmin() || !c.InScope(access.ActionAdmin) && len(c.Scopes) > 0:
-		return catalog.Errorf(catalog.EFORBIDDEN, "only node administrators manage policies")
+		return catalog.Errorf(catalog.EFORBIDDEN, "only node administrators may do this")
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ type Config struct {
 	CORS CORS
 	// RateLimit limits requests per token; zero is unlimited.
 	RateLimit RateLimit
+	// PrivateMetrics serves /metrics to admins only (default: anyone,
+	// as Prometheus scrapers expect).
+	PrivateMetrics bool
 	// CollectionCreators, when set, is the group whose members may
 	// create collections (admins always may); empty lets every
 	// signed-in user.
@@ -92,7 +95,16 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerShares()
 	s.registerPolicies()
 	s.registerQuotas()
-	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
+	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.PrivateMetrics {
+			if err := requireAdmin(r.Context()); err != nil {
+				writeProblem(w, r, err)
+				return
+			}
+		}
+		metricsHandler.ServeHTTP(w, r)
+	})))
 	s.tidyDocument()
 	s.registerSpec()
 

@@ -14,7 +14,8 @@ import (
 // ShareRequest grants a subject actions on a collection or an item.
 type ShareRequest struct {
 	Subject string     `json:"subject" doc:"Who: user:<id>, group:<name>, node:<peer> or anonymous." example:"user:ana"`
-	Actions []string   `json:"actions" minItems:"1" enum:"read,update,publish,execute,share" doc:"What they may do." example:"[\"read\",\"execute\"]"`
+	Actions []string   `json:"actions,omitempty" enum:"read,create,update,publish,delete,execute,share" doc:"What they may do; or give a role instead." example:"[\"read\",\"execute\"]"`
+	Role    string     `json:"role,omitempty" enum:"viewer,executor,editor" doc:"A role instead of actions: viewer (read), executor (read, execute), editor (read, create, update, publish, delete)."`
 	Expires *time.Time `json:"expires,omitempty" doc:"When the share ends (RFC 3339); none: until deleted."`
 }
 
@@ -151,7 +152,16 @@ func (s *Server) createShare(ctx context.Context, collection, item string, r Sha
 	if r.Expires != nil {
 		expires = *r.Expires
 	}
-	sh, err := m.CreateShare(ctx, CallerOf(ctx), collection, item, r.Subject, r.Actions, expires)
+	actions := r.Actions
+	if r.Role != "" {
+		if len(actions) > 0 {
+			return nil, catalog.Invalid("/role", "give either actions or a role, not both")
+		}
+		if actions, err = access.RoleActions(r.Role); err != nil {
+			return nil, err
+		}
+	}
+	sh, err := m.CreateShare(ctx, CallerOf(ctx), collection, item, r.Subject, actions, expires)
 	if err != nil {
 		return nil, err
 	}

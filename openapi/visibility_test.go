@@ -63,8 +63,12 @@ func TestListingsShowWhatTheWardenAllows(t *testing.T) {
 			ids = append(ids, id)
 			doc := collectionDoc(id)
 			doc["dt:visibility"] = visibilities[r.IntN(len(visibilities))]
-			owner := users[r.IntN(len(users))]
-			b.want(b.do("POST", "/collections", doc, bearer(secrets[owner])...), 201)
+			owner := bearer(secrets[users[r.IntN(len(users))]])
+			b.want(b.do("POST", "/collections", doc, owner...), 201)
+			for j := range 3 {
+				b.want(b.do("POST", "/collections/"+id+"/items", itemDoc(fmt.Sprintf("it-%d", j)), owner...), 201)
+			}
+			b.want(b.do("POST", "/collections/"+id+"/items/it-0/lifecycle", map[string]any{"state": "published"}, owner...), 200)
 		}
 		for i := range 12 {
 			subject := "user:" + users[r.IntN(len(users))]
@@ -75,7 +79,17 @@ func TestListingsShowWhatTheWardenAllows(t *testing.T) {
 			if i == 0 {
 				resource = "collections:eo-<.*>"
 			}
-			p := &access.Policy{ID: fmt.Sprintf("grant-%d", i), Subjects: []string{subject}, Resources: []string{resource}, Actions: []string{"read"}, Effect: access.Allow}
+			actions := []string{"read"}
+			if i%4 == 1 {
+				// An editor of the collection's items sees its drafts.
+				actions = []string{"read", "update"}
+				resource = strings.Replace(resource, "collections:", "items:", 1) + "/<.*>"
+				if _, err := b.policies.CreatePolicy(ctx, &access.Policy{ID: fmt.Sprintf("grant-%d-c", i), Subjects: []string{subject},
+					Resources: []string{"collections:" + strings.TrimSuffix(strings.TrimPrefix(resource, "items:"), "/<.*>")}, Actions: []string{"read"}, Effect: access.Allow}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := &access.Policy{ID: fmt.Sprintf("grant-%d", i), Subjects: []string{subject}, Resources: []string{resource}, Actions: actions, Effect: access.Allow}
 			if _, err := b.policies.CreatePolicy(ctx, p); err != nil {
 				t.Fatal(err)
 			}
@@ -95,6 +109,22 @@ func TestListingsShowWhatTheWardenAllows(t *testing.T) {
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
 				t.Errorf("%s lists %v but may read %v", name, got, want)
+			}
+			// Items: a listing shows exactly the items the caller may get.
+			for _, id := range want {
+				page := b.want(b.do("GET", "/collections/"+id+"/items?limit=100", nil, auth...), 200).json(t)
+				listed := featureIDs(page)
+				slices.Sort(listed)
+				var readable []string
+				for j := range 3 {
+					item := fmt.Sprintf("it-%d", j)
+					if r := b.do("GET", "/collections/"+id+"/items/"+item, nil, auth...); r.StatusCode == 200 {
+						readable = append(readable, item)
+					}
+				}
+				if !slices.Equal(listed, readable) {
+					t.Errorf("%s lists items %v of %s but may read %v", name, listed, id, readable)
+				}
 			}
 		}
 		if all := pagedCollectionIDs(t, b, nil); len(all) != len(ids) {

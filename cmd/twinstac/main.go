@@ -214,6 +214,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		CORS:               openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
 		RateLimit:          openapi.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
 		CollectionCreators: cfg.CollectionGroup,
+		PrivateMetrics:     cfg.PrivateMetrics,
 	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err

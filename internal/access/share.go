@@ -36,7 +36,25 @@ type Share struct {
 }
 
 // ShareActions are the actions a share may grant.
-var ShareActions = []string{ActionRead, ActionUpdate, ActionPublish, ActionExecute, ActionShare}
+var ShareActions = []string{ActionRead, ActionCreate, ActionUpdate, ActionPublish, ActionDelete, ActionExecute, ActionShare}
+
+// Roles are policy templates: the actions a share with a role grants.
+// The owner and node admin roles are not granted by shares: ownership is
+// recorded on the collection, admins are the admins group.
+var Roles = map[string][]string{
+	"viewer":   {ActionRead},
+	"executor": {ActionRead, ActionExecute},
+	"editor":   {ActionRead, ActionCreate, ActionUpdate, ActionPublish, ActionDelete},
+}
+
+// RoleActions returns the actions of a role. Codes: EINVALID.
+func RoleActions(role string) ([]string, error) {
+	actions, ok := Roles[role]
+	if !ok {
+		return nil, catalog.Invalid("/role", "the roles are viewer, executor and editor, not %q", role)
+	}
+	return slices.Clone(actions), nil
+}
 
 // CheckSubject checks a policy subject: user:<id>, group:<name>,
 // node:<peer> or anonymous. Codes: EINVALID.

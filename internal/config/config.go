@@ -30,6 +30,7 @@ type Server struct {
 	RateBurst        int
 	CollectionGroup  string
 	QuotaStored      ByteSize
+	PrivateMetrics   bool
 	OIDCIssuer       string
 	OIDCAudience     string
 	OIDCUserClaim    string
@@ -73,6 +74,7 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per token (per user, per address for anonymous callers); 0: unlimited; admins are exempt")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests a caller may send at once under the rate limit (default: the rate, at least 1)")
 	fs.Var(&c.QuotaStored, "quota-stored-bytes", "default limit of the asset bytes a user's collections hold (e.g. 50GiB); 0: unlimited; admins may override per user")
+	fs.BoolVar(&c.PrivateMetrics, "private-metrics", false, "serve /metrics to node administrators only")
 	fs.StringVar(&c.CollectionGroup, "collection-creators", "", "the group whose members may create collections (admins always may); empty: every signed-in user")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
 }
