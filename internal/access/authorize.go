@@ -66,8 +66,8 @@ func (a *Authorizer) allowed(ctx context.Context, c *Caller, action, resource st
 // queries; nil (no filter) for admins. Grants come from allow policies
 // without conditions that give read on collections:<id>, or on every id
 // with a prefix (collections:<prefix><.*>, or a wider pattern such as
-// <.*>). Deny policies do not narrow listings yet; they still guard every
-// direct read. Codes: EFORBIDDEN (the token's scopes exclude read).
+// <.*>). Read policies only grant (Validate refuses read denials), so the
+// filter is the whole answer. Codes: EFORBIDDEN (the token's scopes exclude read).
 func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFilter, error) {
 	if !c.InScope(ActionRead) {
 		return nil, catalog.Errorf(catalog.EFORBIDDEN, "this token's scopes do not allow reading")

@@ -173,6 +173,9 @@ func checkReadForm(p *Policy) error {
 		return nil
 	}
 	why := "read policies are what search pushes into SQL, so they keep a simple form"
+	if p.Effect == Deny {
+		return catalog.Invalid("/effect", "%s: they only grant; to keep something from a reader, do not grant it (listings could not leave out what a read denial hides)", why)
+	}
 	for i, s := range p.Subjects {
 		if strings.ContainsRune(s, '<') {
 			return catalog.Invalid("/subjects/"+itoa(i), "the subject %q is a pattern; %s: exact subjects (user:ana, group:eo)", s, why)

@@ -93,7 +93,7 @@ func TestWardenDecisions(t *testing.T) {
 	mustCreate(t, m, &Policy{ID: "admins", Subjects: []string{"group:admins"}, Resources: []string{"<.*>"}, Actions: []string{"<.*>"}, Effect: Allow})
 	mustCreate(t, m, &Policy{ID: "c1-viewers", Subjects: []string{"user:ana", "group:eo"}, Resources: []string{"collections:c1", "items:c1/<.*>"}, Actions: []string{"read"}, Effect: Allow})
 	mustCreate(t, m, &Policy{ID: "c1-edit", Subjects: []string{"user:bob"}, Resources: []string{"items:c1/<.*>"}, Actions: []string{"read", "update"}, Effect: Allow})
-	mustCreate(t, m, &Policy{ID: "no-secret", Subjects: []string{"group:eo"}, Resources: []string{"items:c1/secret"}, Actions: []string{"read"}, Effect: Deny})
+	mustCreate(t, m, &Policy{ID: "no-secret", Subjects: []string{"group:eo"}, Resources: []string{"items:c1/secret"}, Actions: []string{"update"}, Effect: Deny})
 	mustCreate(t, m, &Policy{ID: "exec", Subjects: []string{"group:runners"}, Resources: []string{"processes:<c[0-9]+>:<.*>"}, Actions: []string{"execute"}, Effect: Allow})
 	cases := []struct {
 		subjects         []string
@@ -108,8 +108,9 @@ func TestWardenDecisions(t *testing.T) {
 		{[]string{"user:ana"}, "read", "items:c10/a", false},
 		{[]string{"user:bob"}, "update", "items:c1/a", true},
 		{[]string{"user:eve", "group:eo"}, "read", "items:c1/a", true},
-		{[]string{"user:eve", "group:eo"}, "read", "items:c1/secret", false},
-		{[]string{"user:ana", "group:eo"}, "read", "items:c1/secret", false}, // deny overrides allow
+		{[]string{"user:eve", "group:eo"}, "update", "items:c1/secret", false},
+		{[]string{"user:bob", "group:eo"}, "update", "items:c1/secret", false}, // deny overrides allow
+		{[]string{"user:bob", "group:eo"}, "update", "items:c1/other", true},
 		{[]string{"user:x", "group:runners"}, "execute", "processes:c42:twin", true},
 		{[]string{"user:x", "group:runners"}, "execute", "processes:cx:twin", false},
 		{[]string{"anonymous"}, "read", "items:c1/a", false},
@@ -128,7 +129,7 @@ func TestWardenDecisions(t *testing.T) {
 	if err := m.Delete(context.Background(), "no-secret"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := w.Allowed(context.Background(), []string{"group:eo"}, "read", "items:c1/secret", nil); !ok {
+	if ok, _ := w.Allowed(context.Background(), []string{"user:bob", "group:eo"}, "update", "items:c1/secret", nil); !ok {
 		t.Fatal("the deleted deny policy still applies")
 	}
 }
@@ -167,6 +168,7 @@ func TestValidate(t *testing.T) {
 		{"read with subject pattern", func(p *Policy) { p.Subjects = []string{"user:<.*>"} }, "/subjects/0"},
 		{"read with inner wildcard", func(p *Policy) { p.Resources = []string{"items:<.*>/x"} }, "/resources/0"},
 		{"read with other regex", func(p *Policy) { p.Resources = []string{"items:c1/<[a-z]+>"} }, "/resources/0"},
+		{"deny read", func(p *Policy) { p.Effect = Deny }, "/effect"},
 		{"read with conditions", func(p *Policy) {
 			p.Conditions = []byte(`{"ip":{"type":"CIDRCondition","options":{"cidr":"10.0.0.0/8"}}}`)
 		}, "/conditions"},
