@@ -61,6 +61,16 @@ type Item struct {
 	sealed []byte
 }
 
+// Owner returns the item's own owner (dt:owner), or "" when it has the
+// collection's.
+func (it *Item) Owner() string {
+	if it.Props == nil {
+		return ""
+	}
+	o, _, _ := it.Props.String("", PropOwner)
+	return o
+}
+
 // Deleted reports whether the item is a tombstone.
 func (it *Item) Deleted() bool { return it.State == StateDeleted }
 

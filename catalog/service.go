@@ -171,7 +171,7 @@ func (s *Service) DeleteCollection(ctx context.Context, id string, pre Precondit
 // the document sets dt:state to published.
 // Codes: EINVALID, ENOTFOUND (collection), ECONFLICT.
 func (s *Service) CreateItem(ctx context.Context, collection string, raw []byte) (*Item, error) {
-	items, err := s.CreateItems(ctx, collection, [][]byte{raw}, true)
+	items, err := s.CreateItems(ctx, collection, [][]byte{raw}, CreateOptions{MayPublish: true})
 	if err != nil {
 		return nil, err
 	}
@@ -179,17 +179,16 @@ func (s *Service) CreateItem(ctx context.Context, collection string, raw []byte)
 }
 
 // CreateItems creates several items in one transaction: all or none.
-// Errors about one item point into /features/{i}. mayPublish says
-// whether the caller may create items already published.
+// Errors about one item point into /features/{i}.
 // Codes: EINVALID, ENOTFOUND (collection), ECONFLICT, EFORBIDDEN.
-func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]byte, mayPublish bool) ([]*Item, error) {
+func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]byte, opts CreateOptions) ([]*Item, error) {
 	items := make([]*Item, len(raws))
 	for i, raw := range raws {
-		it, err := s.prepareNew(collection, raw)
+		it, err := s.prepareNew(collection, raw, opts)
 		if err != nil {
 			return nil, pointInto(err, len(raws), i)
 		}
-		if it.State == StatePublished && !mayPublish {
+		if it.State == StatePublished && !opts.MayPublish {
 			return nil, Errorf(EFORBIDDEN, "you may create drafts in collection %q but not publish; leave dt:state out", collection)
 		}
 		items[i] = it
@@ -233,15 +232,25 @@ func pointInto(err error, n, i int) error {
 	return &Error{Code: e.Code, Message: e.Message, Pointer: "/features/" + itoa(int64(i)) + e.Pointer, Err: e.Err}
 }
 
+// CreateOptions say what the creator of items may set.
+type CreateOptions struct {
+	// MayPublish lets items be created already published.
+	MayPublish bool
+	// MaySetOwner lets items name their own owner (dt:owner), which
+	// otherwise is the collection's; the server sets it for results and
+	// snapshots, admins may set it.
+	MaySetOwner bool
+}
+
 // PrepareBulkItem parses, validates and seals one item of a bulk load,
 // in the given initial state (draft or published).
 // Codes: EINVALID.
-func (s *Service) PrepareBulkItem(collection string, raw []byte, state State) (*Item, error) {
+func (s *Service) PrepareBulkItem(collection string, raw []byte, state State, opts CreateOptions) (*Item, error) {
 	it, err := ParseItem(collection, raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.initState(it, state); err != nil {
+	if err := s.initState(it, state, opts); err != nil {
 		return nil, err
 	}
 	if _, err := it.Seal(); err != nil {
@@ -257,12 +266,12 @@ func (s *Service) BulkLoad(ctx context.Context, collection string, mode BulkMode
 	return res, notFound(err, "collection %q not found", collection)
 }
 
-func (s *Service) prepareNew(collection string, raw []byte) (*Item, error) {
+func (s *Service) prepareNew(collection string, raw []byte, opts CreateOptions) (*Item, error) {
 	it, err := ParseItem(collection, raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.initState(it, ""); err != nil {
+	if err := s.initState(it, "", opts); err != nil {
 		return nil, err
 	}
 	if _, err := it.Seal(); err != nil {
@@ -273,7 +282,17 @@ func (s *Service) prepareNew(collection string, raw []byte) (*Item, error) {
 
 // initState sets the lifecycle fields of a new item. want is the state a
 // bulk load asks for ("" for a single create, where the document decides).
-func (s *Service) initState(it *Item, want State) error {
+func (s *Service) initState(it *Item, want State, opts CreateOptions) error {
+	if owner, ok, err := it.Props.String("/properties", PropOwner); err != nil {
+		return err
+	} else if ok {
+		if !opts.MaySetOwner {
+			return Invalid("/properties/"+PropOwner, "an item's owner is its collection's owner; only the server and administrators name another")
+		}
+		if err := CheckID("/properties/"+PropOwner, owner); err != nil {
+			return err
+		}
+	}
 	st := StateDraft
 	if v, ok, err := it.Props.String("/properties", PropState); err != nil {
 		return err
@@ -398,7 +417,7 @@ func (s *Service) editItem(ctx context.Context, collection, id string, pre Preco
 
 // keepServerProps copies the properties the server owns from cur.
 func keepServerProps(next, cur Document) {
-	for _, k := range []string{PropState, PropCreated, PropPublished, PropUnpublished, PropDeprecated, "dt:stateReason"} {
+	for _, k := range []string{PropState, PropCreated, PropPublished, PropUnpublished, PropDeprecated, PropOwner, "dt:stateReason"} {
 		if v, ok := cur[k]; ok {
 			next[k] = v
 		} else {

@@ -290,3 +290,38 @@ func TestStoredBytesQuota(t *testing.T) {
 		}
 	})
 }
+
+// TestItemsOwnedByTheirMaker: an item may carry its own owner (results
+// and snapshots belong to who ran the job), who reads and edits it in a
+// collection they cannot otherwise read; only admins (and the server)
+// name such an owner.
+func TestItemsOwnedByTheirMaker(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		ctx := t.Context()
+		system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+		_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: "rita", User: "rita"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rita := bearer(secret)
+		b.want(b.do("POST", "/collections", collectionDoc("results")), 201)
+		mine := itemDoc("run-1")
+		props(mine)["dt:owner"] = "rita"
+		b.want(b.do("POST", "/collections/results/items", mine), 201)
+		b.want(b.do("POST", "/collections/results/items", itemDoc("run-2")), 201)
+		b.want(b.do("GET", "/collections/results/items/run-1", nil, rita...), 200)
+		b.problem(b.do("GET", "/collections/results/items/run-2", nil, rita...), 404, "")
+		b.problem(b.do("GET", "/collections/results", nil, rita...), 404, "")
+		b.want(b.do("PATCH", "/collections/results/items/run-1", map[string]any{"properties": map[string]any{"note": "ok"}}, rita...), 200)
+		// The owner cannot be changed by an edit, nor named by others.
+		got := b.want(b.do("PATCH", "/collections/results/items/run-1", map[string]any{"properties": map[string]any{"dt:owner": "zed"}}), 200).json(t)
+		if props(got)["dt:owner"] != "rita" {
+			t.Fatalf("owner after edit: %v", props(got)["dt:owner"])
+		}
+		b.want(b.do("POST", "/collections", collectionDoc("own"), rita...), 201)
+		theirs := itemDoc("x")
+		props(theirs)["dt:owner"] = "zed"
+		b.problem(b.do("POST", "/collections/own/items", theirs, rita...), 400, "/properties/dt:owner")
+	})
+}

@@ -64,20 +64,25 @@ func (s *Server) seesDrafts(ctx context.Context, coll *catalog.Collection, itemI
 	return s.deps.Authz.Can(ctx, CallerOf(ctx), coll, access.ActionUpdate, access.ItemResource(coll.ID, itemID))
 }
 
-// readableItem returns an item the caller may read, or 404 (drafts are
-// visible to their owners and editors only).
+// readableItem returns an item the caller may read, or 404: an item of a
+// readable collection (drafts only for owners and editors), an item
+// shared on its own, or an item the caller owns itself (results and
+// snapshots belong to who made them).
 func (s *Server) readableItem(ctx context.Context, collection, id string) (*catalog.Item, error) {
+	notFound := catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
 	coll, err := s.readableCollection(ctx, collection)
 	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
-		// An item shared on its own is readable in a collection that is not.
 		coll, err = s.itemShared(ctx, collection, id)
 	}
+	it, ierr := s.deps.Catalog.GetItem(ctx, collection, id)
+	if s.ownsItem(ctx, it, access.ActionRead) {
+		return it, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	it, err := s.deps.Catalog.GetItem(ctx, collection, id)
-	if err != nil {
-		return nil, err
+	if ierr != nil {
+		return nil, ierr
 	}
 	if it.State == catalog.StateDraft {
 		ok, err := s.seesDrafts(ctx, coll, id)
@@ -85,10 +90,17 @@ func (s *Server) readableItem(ctx context.Context, collection, id string) (*cata
 			return nil, err
 		}
 		if !ok {
-			return nil, catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
+			return nil, notFound
 		}
 	}
 	return it, nil
+}
+
+// ownsItem reports whether the caller is the item's own owner and its
+// token allows action.
+func (s *Server) ownsItem(ctx context.Context, it *catalog.Item, action string) bool {
+	c := CallerOf(ctx)
+	return it != nil && !c.IsAnonymous() && it.Owner() != "" && it.Owner() == c.User && c.InScope(action)
 }
 
 // withoutDrafts narrows a state filter for callers who may not see drafts.

@@ -75,7 +75,7 @@ func (s *Server) registerBulk() {
 				return nil, err
 			}
 			seen++
-			it, err := s.deps.Catalog.PrepareBulkItem(in.CollectionID, raw, state)
+			it, err := s.deps.Catalog.PrepareBulkItem(in.CollectionID, raw, state, catalog.CreateOptions{MaySetOwner: CallerOf(ctx).IsAdmin()})
 			if err != nil {
 				var ce *catalog.Error
 				if errors.As(err, &ce) {

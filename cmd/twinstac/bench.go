@@ -422,7 +422,7 @@ func (s *storeLoader) bulk(ctx context.Context, collection string, ndjson []byte
 			return nil, io.EOF
 		}
 		i++
-		return s.svc.PrepareBulkItem(collection, lines[i-1], catalog.StateDraft)
+		return s.svc.PrepareBulkItem(collection, lines[i-1], catalog.StateDraft, catalog.CreateOptions{})
 	})
 	return err
 }
