@@ -64,3 +64,21 @@ type PolicyStore interface {
 	// in-memory index is current.
 	PolicyRevision(ctx context.Context) (int64, error)
 }
+
+// CheckStorable rejects, with EINVALID, a policy a store would refuse
+// with a driver error or keep as something else: no id, an effect that
+// is neither allow nor deny, conditions or meta that are not JSON. It is
+// the floor stores hold; Validate is the full rule set of the API.
+func (p *Policy) CheckStorable() error {
+	switch {
+	case p.ID == "":
+		return catalog.Invalid("/id", "a policy needs an id")
+	case p.Effect != Allow && p.Effect != Deny:
+		return catalog.Invalid("/effect", "the effect of a policy is %q or %q, not %q", Allow, Deny, p.Effect)
+	case len(p.Conditions) > 0 && !json.Valid(p.Conditions):
+		return catalog.Invalid("/conditions", "the conditions of policy %q are not valid JSON", p.ID)
+	case len(p.Meta) > 0 && !json.Valid(p.Meta):
+		return catalog.Invalid("/meta", "the meta of policy %q is not valid JSON", p.ID)
+	}
+	return nil
+}

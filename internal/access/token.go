@@ -49,3 +49,25 @@ type TokenStore interface {
 	// no-op that writes nothing. Codes: ENOTFOUND, EINVALID (a zero time).
 	RevokeToken(ctx context.Context, id string, at time.Time, audit *catalog.Event) error
 }
+
+// CheckStorable rejects, with EINVALID, a token a store could not keep
+// usefully: no id (no ListTokens page could reach it), no user, no name,
+// or an all-zero hash (the hash of no secret). Stores call it before
+// writing.
+func (t *Token) CheckStorable() error {
+	switch {
+	case t.ID == "":
+		return catalog.Invalid("/id", "a token needs an id")
+	case t.User == "":
+		return catalog.Invalid("/user", "token %q needs a user", t.ID)
+	case t.Name == "":
+		return catalog.Invalid("/name", "token %q needs a name", t.ID)
+	case t.Hash == [32]byte{}:
+		return catalog.Errorf(catalog.EINVALID, "token %q needs the hash of its secret", t.ID)
+	}
+	return nil
+}
+
+// ErrTokenNotFound names no token: a lookup by hash must not echo the
+// hash, and lookups by id answer alike.
+func ErrTokenNotFound() error { return catalog.Errorf(catalog.ENOTFOUND, "token not found") }

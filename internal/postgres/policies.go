@@ -42,7 +42,7 @@ func scanPolicy(row pgx.Row) (*access.Policy, error) {
 // EINVALID (no id, an unknown effect, conditions or meta that are not
 // JSON), EUNAVAILABLE.
 func (s *Store) CreatePolicy(ctx context.Context, p *access.Policy, audit *catalog.Event) error {
-	if err := checkPolicy(p); err != nil {
+	if err := p.CheckStorable(); err != nil {
 		return err
 	}
 	return s.updatePolicies(ctx, func(t *Tx) error {
@@ -134,24 +134,6 @@ func (t *Tx) policiesChanged(ctx context.Context, audit *catalog.Event) error {
 		return nil
 	}
 	return t.AppendEvents(ctx, audit)
-}
-
-// checkPolicy rejects, with EINVALID, a policy that the table would
-// refuse with a driver error or store as something else: an empty id
-// (which no ListPolicies page could reach), an effect that is neither
-// allow nor deny, conditions or meta that are not JSON.
-func checkPolicy(p *access.Policy) error {
-	switch {
-	case p.ID == "":
-		return catalog.Invalid("/id", "a policy needs an id")
-	case p.Effect != access.Allow && p.Effect != access.Deny:
-		return catalog.Invalid("/effect", "the effect of a policy is %q or %q, not %q", access.Allow, access.Deny, p.Effect)
-	case len(p.Conditions) > 0 && !json.Valid(p.Conditions):
-		return catalog.Invalid("/conditions", "the conditions of policy %q are not valid JSON", p.ID)
-	case len(p.Meta) > 0 && !json.Valid(p.Meta):
-		return catalog.Invalid("/meta", "the meta of policy %q is not valid JSON", p.ID)
-	}
-	return nil
 }
 
 // policyJSON returns nil for absent JSON (empty, blank or null), which

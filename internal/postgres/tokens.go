@@ -56,7 +56,7 @@ func scanToken(row pgx.Row) (*access.Token, error) {
 // Codes: ECONFLICT (the id or the hash exists), EINVALID (no id, user or
 // name, or an all-zero hash), EUNAVAILABLE.
 func (s *Store) CreateToken(ctx context.Context, tok *access.Token, audit *catalog.Event) error {
-	if err := checkToken(tok); err != nil {
+	if err := tok.CheckStorable(); err != nil {
 		return err
 	}
 	return s.Update(ctx, func(tx catalog.Tx) error {
@@ -91,7 +91,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (*access.Token, error) 
 func (s *Store) getToken(ctx context.Context, query string, arg any) (*access.Token, error) {
 	tok, err := scanToken(s.pool.QueryRow(ctx, query, arg))
 	if isNoRows(err) {
-		return nil, errTokenNotFound()
+		return nil, access.ErrTokenNotFound()
 	}
 	if err != nil {
 		return nil, dbError(err)
@@ -153,7 +153,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit 
 				return t.fail(err)
 			}
 			if !exists {
-				return errTokenNotFound()
+				return access.ErrTokenNotFound()
 			}
 			return nil
 		}
@@ -163,28 +163,6 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit 
 		return t.AppendEvents(ctx, audit)
 	})
 }
-
-// checkToken rejects, with EINVALID, a token that could not be used or
-// listed: no id (which no ListTokens page could reach), no user, no
-// name, or an all-zero hash (the hash of no secret, and the value of a
-// hash that was never set).
-func checkToken(tok *access.Token) error {
-	switch {
-	case tok.ID == "":
-		return catalog.Invalid("/id", "a token needs an id")
-	case tok.User == "":
-		return catalog.Invalid("/user", "token %q needs a user", tok.ID)
-	case tok.Name == "":
-		return catalog.Invalid("/name", "token %q needs a name", tok.ID)
-	case tok.Hash == [32]byte{}:
-		return catalog.Errorf(catalog.EINVALID, "token %q needs the hash of its secret", tok.ID)
-	}
-	return nil
-}
-
-// errTokenNotFound names no token: a lookup by hash must not echo the
-// hash, and lookups by id answer alike.
-func errTokenNotFound() error { return catalog.Errorf(catalog.ENOTFOUND, "token not found") }
 
 // nullTime is the column value of a time that may be absent: NULL for
 // the zero time.
