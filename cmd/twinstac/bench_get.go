@@ -28,6 +28,7 @@ type benchGet struct {
 	duration time.Duration
 	runs     int
 	warmup   time.Duration
+	token    string
 }
 
 func newBenchGet(stdout io.Writer) *cobra.Command {
@@ -50,6 +51,7 @@ each run and their median. The server must be on this machine (loopback).`,
 	f.DurationVar(&b.duration, "duration", b.duration, "length of each run")
 	f.IntVar(&b.runs, "runs", b.runs, "number of runs")
 	f.DurationVar(&b.warmup, "warmup", b.warmup, "untimed load before the first run")
+	f.StringVar(&b.token, "token", os.Getenv("TWINSTAC_TOKEN"), "bearer token to send (env TWINSTAC_TOKEN); private collections need one")
 	return cmd
 }
 
@@ -147,7 +149,15 @@ func (b *benchGet) load(ctx context.Context, client *http.Client, paths []string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := client.Get(b.url + path)
+			req, err := http.NewRequest(http.MethodGet, b.url+path, nil)
+			if err != nil {
+				failed[i] = true
+				return
+			}
+			if b.token != "" {
+				req.Header.Set("Authorization", "Bearer "+b.token)
+			}
+			resp, err := client.Do(req)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
