@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -24,6 +25,53 @@ type Service struct {
 	MaxAssetBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CollectionCacheTTL, when positive, lets CachedCollection answer
+	// from memory for that long. Changes made through this service clear
+	// the entry at once; other processes' changes show within the TTL,
+	// the same bound the policy manager keeps.
+	CollectionCacheTTL time.Duration
+
+	cacheMu sync.Mutex
+	cache   map[string]cachedCollection
+}
+
+type cachedCollection struct {
+	c  *Collection
+	at time.Time
+}
+
+// CachedCollection returns a collection for decisions on the hot path
+// (reading an item checks its collection), from memory when fresh.
+// Callers must not modify it. Codes: ENOTFOUND.
+func (s *Service) CachedCollection(ctx context.Context, id string) (*Collection, error) {
+	if s.CollectionCacheTTL <= 0 {
+		return s.GetCollection(ctx, id)
+	}
+	now := time.Now()
+	s.cacheMu.Lock()
+	e, ok := s.cache[id]
+	s.cacheMu.Unlock()
+	if ok && now.Sub(e.at) < s.CollectionCacheTTL {
+		return e.c, nil
+	}
+	c, err := s.GetCollection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	if s.cache == nil || len(s.cache) > 10000 {
+		s.cache = map[string]cachedCollection{}
+	}
+	s.cache[id] = cachedCollection{c: c, at: now}
+	s.cacheMu.Unlock()
+	return c, nil
+}
+
+// forget drops a collection from the cache after a change.
+func (s *Service) forget(id string) {
+	s.cacheMu.Lock()
+	delete(s.cache, id)
+	s.cacheMu.Unlock()
 }
 
 func (s *Service) now() time.Time {
@@ -112,6 +160,7 @@ func (s *Service) PatchCollection(ctx context.Context, id string, patch []byte, 
 }
 
 func (s *Service) updateCollection(ctx context.Context, id string, pre Preconditions, change func(*Collection) (*Collection, error)) (*Collection, error) {
+	defer s.forget(id)
 	var out *Collection
 	err := s.Store.Update(ctx, func(tx Tx) error {
 		cur, err := tx.GetCollection(ctx, id)
@@ -143,6 +192,7 @@ func (s *Service) updateCollection(ctx context.Context, id string, pre Precondit
 // DeleteCollection removes a collection, its items and their assets.
 // Codes: ENOTFOUND, EPRECONDITION.
 func (s *Service) DeleteCollection(ctx context.Context, id string, pre Preconditions) error {
+	defer s.forget(id)
 	err := s.Store.Update(ctx, func(tx Tx) error {
 		cur, err := tx.GetCollection(ctx, id)
 		if err != nil {

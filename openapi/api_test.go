@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -62,7 +63,7 @@ func setupFull(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.O
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: maxAsset}
+	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: maxAsset, CollectionCacheTTL: time.Minute}
 	adminHash := access.HashSecret(adminSecret)
 	tokens := &access.Tokens{Store: st.(access.TokenStore), AdminSecretHash: &adminHash}
 	manager := access.NewManager(st.(access.PolicyStore))

@@ -19,7 +19,17 @@ import (
 
 // readableCollection returns a collection the caller may read, or 404.
 func (s *Server) readableCollection(ctx context.Context, id string) (*catalog.Collection, error) {
-	coll, err := s.deps.Catalog.GetCollection(ctx, id)
+	return s.checkReadable(ctx, id, s.deps.Catalog.GetCollection)
+}
+
+// readableCollectionCached is readableCollection for decisions about the
+// collection's items, which may use the service's short-lived cache.
+func (s *Server) readableCollectionCached(ctx context.Context, id string) (*catalog.Collection, error) {
+	return s.checkReadable(ctx, id, s.deps.Catalog.CachedCollection)
+}
+
+func (s *Server) checkReadable(ctx context.Context, id string, get func(context.Context, string) (*catalog.Collection, error)) (*catalog.Collection, error) {
+	coll, err := get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +80,7 @@ func (s *Server) seesDrafts(ctx context.Context, coll *catalog.Collection, itemI
 // snapshots belong to who made them).
 func (s *Server) readableItem(ctx context.Context, collection, id string) (*catalog.Item, error) {
 	notFound := catalog.Errorf(catalog.ENOTFOUND, "item %q not found in collection %q", id, collection)
-	coll, err := s.readableCollection(ctx, collection)
+	coll, err := s.readableCollectionCached(ctx, collection)
 	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
 		coll, err = s.itemShared(ctx, collection, id)
 	}

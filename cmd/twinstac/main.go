@@ -175,7 +175,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		w, r := st.DBs()
 		reg.MustRegister(collectors.NewDBStatsCollector(w, "sqlite_write"), collectors.NewDBStatsCollector(r, "sqlite_read"))
 	}
-	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes)}
+	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes), CollectionCacheTTL: time.Second}
 	tokenStore, ok := st.(access.TokenStore)
 	if !ok {
 		return fmt.Errorf("the store keeps no API tokens")
