@@ -39,6 +39,7 @@ type benchIngest struct {
 	preload     int
 	limit       int
 	keep        bool
+	published   bool
 	cpuProfile  string
 }
 
@@ -72,6 +73,7 @@ Without --database-url the runs use SQLite in a temporary folder.`,
 	f.IntVar(&b.preload, "preload", 0, "items loaded untimed before the timed load")
 	f.IntVar(&b.limit, "limit", 0, "items of the file to use (0: all)")
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
+	f.BoolVar(&b.published, "published", false, "make the collections public and load the items published (for anonymous read benchmarks)")
 	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file (with --via store it covers the store path)")
 	cmd.AddCommand(ingest, newBenchGet(stdout))
 	return cmd
@@ -205,16 +207,20 @@ func (b *benchIngest) once(ctx context.Context, run int, collections []json.RawM
 			return runResult{}, err
 		}
 		stop = srv.stop
-		load = &httpLoader{base: srv.url, client: &http.Client{}}
+		load = &httpLoader{base: srv.url, client: &http.Client{}, published: b.published}
 	} else {
 		sl, err := openStoreLoader(ctx, t)
 		if err != nil {
 			return runResult{}, err
 		}
 		defer sl.close()
+		sl.published = b.published
 		load = sl
 	}
 	for _, c := range collections {
+		if b.published {
+			c = publicCollection(c)
+		}
 		if err := load.createCollection(ctx, c); err != nil {
 			return runResult{}, err
 		}
@@ -316,8 +322,9 @@ type loader interface {
 }
 
 type httpLoader struct {
-	base   string
-	client *http.Client
+	base      string
+	client    *http.Client
+	published bool
 }
 
 func (h *httpLoader) post(ctx context.Context, path, ct string, body []byte) error {
@@ -373,12 +380,17 @@ func (h *httpLoader) createCollection(ctx context.Context, doc []byte) error {
 }
 
 func (h *httpLoader) bulk(ctx context.Context, collection string, ndjson []byte) error {
-	return h.post(ctx, "/collections/"+url.PathEscape(collection)+"/bulk_items", "application/x-ndjson", ndjson)
+	path := "/collections/" + url.PathEscape(collection) + "/bulk_items"
+	if h.published {
+		path += "?state=published"
+	}
+	return h.post(ctx, path, "application/x-ndjson", ndjson)
 }
 
 type storeLoader struct {
-	svc   *catalog.Service
-	close func()
+	svc       *catalog.Service
+	close     func()
+	published bool
 }
 
 func openStoreLoader(ctx context.Context, t *target) (*storeLoader, error) {
@@ -422,7 +434,11 @@ func (s *storeLoader) bulk(ctx context.Context, collection string, ndjson []byte
 			return nil, io.EOF
 		}
 		i++
-		return s.svc.PrepareBulkItem(collection, lines[i-1], catalog.StateDraft, catalog.CreateOptions{})
+		state := catalog.StateDraft
+		if s.published {
+			state = catalog.StatePublished
+		}
+		return s.svc.PrepareBulkItem(collection, lines[i-1], state, catalog.CreateOptions{})
 	})
 	return err
 }
@@ -482,4 +498,18 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// publicCollection sets dt:visibility public on a collection document.
+func publicCollection(doc []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(doc, &m) != nil {
+		return doc
+	}
+	m["dt:visibility"] = json.RawMessage(`"public"`)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return doc
+	}
+	return out
 }
