@@ -39,7 +39,7 @@ func conformanceDir(t *testing.T) string {
 		if os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
 			t.Fatalf("CQL2 conformance data missing at %s: %v", conf, err)
 		}
-		t.Skipf("CQL2 conformance data not found at %s; skipping", conf)
+		t.Skipf("../shared/conformance/cql2 not found (looked at %s): a clone outside the workplace", conf)
 	}
 	return conf
 }
