@@ -26,10 +26,7 @@ type PolicyStore interface {
 // suite.
 func RunPolicies(t *testing.T, open func(t *testing.T) PolicyStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s PolicyStore)
-	}{
+	runSuite(t, open, []suiteCase[PolicyStore]{
 		{"PolicyRoundTrip", testPolicyRoundTrip},
 		{"PolicyConflict", testPolicyConflict},
 		{"PolicyNotFound", testPolicyNotFound},
@@ -38,15 +35,7 @@ func RunPolicies(t *testing.T, open func(t *testing.T) PolicyStore) {
 		{"PolicyRevision", testPolicyRevision},
 		{"PolicyAudit", testPolicyAudit},
 		{"PolicyInvalid", testPolicyInvalid},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() { _ = s.Close() })
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // newPolicy returns a policy with the lists and no conditions or meta.

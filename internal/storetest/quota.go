@@ -22,22 +22,11 @@ type QuotaStore interface {
 // suite.
 func RunQuotas(t *testing.T, open func(t *testing.T) QuotaStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s QuotaStore)
-	}{
+	runSuite(t, open, []suiteCase[QuotaStore]{
 		{"QuotaRoundTrip", testQuotaRoundTrip},
 		{"QuotaInvalid", testQuotaInvalid},
 		{"QuotaAudit", testQuotaAudit},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() { _ = s.Close() })
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // insertOwnedCollection stores a new collection owned by owner.

@@ -20,10 +20,7 @@ import (
 // store for each call; it is closed by the suite.
 func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s catalog.Store)
-	}{
+	runSuite(t, open, []suiteCase[catalog.Store]{
 		{"CollectionCRUD", testCollectionCRUD},
 		{"CollectionPaging", testCollectionPaging},
 		{"CollectionReadFilter", testCollectionReadFilter},
@@ -41,8 +38,20 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"BulkMissingCollection", testBulkMissingCollection},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"AssetBytes", testAssetBytes},
-	}
-	for _, tc := range tests {
+	})
+}
+
+// suiteCase is one named test of a contract suite.
+type suiteCase[S any] struct {
+	name string
+	fn   func(t *testing.T, s S)
+}
+
+// runSuite runs each case in parallel on a store of its own, closed when
+// the case ends.
+func runSuite[S interface{ Close() error }](t *testing.T, open func(t *testing.T) S, cases []suiteCase[S]) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := open(t)

@@ -28,10 +28,7 @@ type TokenStore interface {
 // suite.
 func RunTokens(t *testing.T, open func(t *testing.T) TokenStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s TokenStore)
-	}{
+	runSuite(t, open, []suiteCase[TokenStore]{
 		{"TokenRoundTrip", testTokenRoundTrip},
 		{"TokenLookup", testTokenLookup},
 		{"TokenNotFound", testTokenNotFound},
@@ -41,15 +38,7 @@ func RunTokens(t *testing.T, open func(t *testing.T) TokenStore) {
 		{"TokenListLimit", testTokenListLimit},
 		{"TokenRevoke", testTokenRevoke},
 		{"TokenAudit", testTokenAudit},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() { _ = s.Close() })
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // tokenHash returns the hash of a secret made from name.
