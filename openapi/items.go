@@ -207,8 +207,9 @@ func (s *Server) mayChangeItem(ctx context.Context, p ItemPath, action string) e
 	if s.ownsItem(ctx, it, action) {
 		return nil
 	}
-	// The item is readable: through its collection, or shared on its own.
-	coll, err := s.deps.Catalog.GetCollection(ctx, p.CollectionID)
+	// The item is readable: through its collection, or shared on its own;
+	// readableItem just looked the collection up, so this is the cache.
+	coll, err := s.deps.Catalog.CachedCollection(ctx, p.CollectionID)
 	if err != nil {
 		return err
 	}
