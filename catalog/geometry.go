@@ -39,6 +39,11 @@ func cleanGeoJSONError(err error) string {
 	return err.Error()
 }
 
+// coordSlack is how far past ±180 and ±90 a coordinate may lie: the
+// rounding error of data producers (Natural Earth has 180.00000000000006).
+// Coordinates are kept as given.
+const coordSlack = 1e-9
+
 func checkGeometry(g geom.T) error {
 	switch g := g.(type) {
 	case *geom.GeometryCollection:
@@ -61,10 +66,10 @@ func checkGeometry(g geom.T) error {
 	}
 	for i := 0; i < len(flat); i += stride {
 		x, y := flat[i], flat[i+1]
-		if math.IsNaN(x) || x < -180 || x > 180 {
+		if math.IsNaN(x) || x < -180-coordSlack || x > 180+coordSlack {
 			return fmt.Errorf("longitude %v out of range [-180, 180]", x)
 		}
-		if math.IsNaN(y) || y < -90 || y > 90 {
+		if math.IsNaN(y) || y < -90-coordSlack || y > 90+coordSlack {
 			return fmt.Errorf("latitude %v out of range [-90, 90]", y)
 		}
 	}
@@ -141,7 +146,8 @@ func ParseBBox(pointer string, b []float64) error {
 	if len(b) == 6 && b[2] > b[5] {
 		return Invalid(pointer, "bbox bottom (%v) is greater than top (%v)", b[2], b[5])
 	}
-	if w < -180 || w > 180 || e < -180 || e > 180 || s < -90 || n > 90 {
+	const lon, lat = 180 + coordSlack, 90 + coordSlack
+	if w < -lon || w > lon || e < -lon || e > lon || s < -lat || n > lat {
 		return Invalid(pointer, "bbox is outside [-180, -90, 180, 90]")
 	}
 	return nil

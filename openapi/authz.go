@@ -3,7 +3,6 @@ package openapi
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,13 +112,6 @@ func (s *Server) ownsItem(ctx context.Context, it *catalog.Item, action string) 
 	return it != nil && !c.IsAnonymous() && it.Owner() != "" && it.Owner() == c.User && c.InScope(action)
 }
 
-// withoutDrafts narrows a state filter for callers who may not see drafts.
-func withoutDrafts(states []catalog.State) []catalog.State {
-	if len(states) == 0 {
-		states = catalog.DefaultListStates
-	}
-	return slices.DeleteFunc(slices.Clone(states), func(s catalog.State) bool { return s == catalog.StateDraft })
-}
 
 // itemShared returns the collection of an item the caller may read by a
 // grant on the item itself, or 404.

@@ -1,11 +1,9 @@
 package openapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -33,11 +31,7 @@ type itemsOutput struct {
 
 type listItemsInput struct {
 	CollectionPath
-	Limit    int    `query:"limit" minimum:"1" maximum:"10000" default:"10" doc:"The page size."`
-	Token    string `query:"token" doc:"The paging token from a next or prev link."`
-	BBox     string `query:"bbox" doc:"Only items whose geometry intersects this box: west,south,east,north (or with bottom and top heights: west,south,bottom,east,north,top)." example:"11.3,48.0,11.9,48.3"`
-	Datetime string `query:"datetime" doc:"Only items whose time overlaps this instant or interval (RFC 3339; \"start/end\" with \"..\" for an open end)." example:"2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"`
-	State    string `query:"dt:state" doc:"Only items in these lifecycle states (comma-separated). By default archived and deleted items are left out." example:"published,archived"`
+	ItemFilterParams
 }
 
 type createItemInput struct {
@@ -83,7 +77,7 @@ func (s *Server) registerItems() {
 		"List a collection's items", "Lists items newest first (by datetime, then id), a page at a time. Filters: bbox, datetime and dt:state; follow the next and prev links to page.",
 		http.StatusOK, 400, 404),
 		func(ctx context.Context, in *listItemsInput) (*itemsOutput, error) {
-			q, err := itemQuery(in)
+			q, token, err := getSearchQuery("", "", &in.ItemFilterParams)
 			if err != nil {
 				return nil, err
 			}
@@ -91,20 +85,15 @@ func (s *Server) registerItems() {
 			if err != nil {
 				return nil, err
 			}
-			if drafts, err := s.seesDrafts(ctx, coll, "*"); err != nil {
-				return nil, err
-			} else if !drafts {
-				q.States = withoutDrafts(q.States)
-			}
-			page, err := s.deps.Catalog.ListItems(ctx, q)
-			if err != nil {
+			q.Collections = []string{coll.ID}
+			if q.Access, err = s.collectionAccess(ctx, coll); err != nil {
 				return nil, err
 			}
-			b, err := s.renderItemPage(requestOf(ctx), in, page)
-			if err != nil {
-				return nil, err
-			}
-			return &itemsOutput{Body: b}, nil
+			base := s.baseURL(requestOf(ctx))
+			return s.search(ctx, q, token, nil, []catalog.Document{
+				link("parent", collectionURL(base, coll.ID), mediaJSON),
+				link("collection", collectionURL(base, coll.ID), mediaJSON),
+			})
 		})
 
 	op := s.operation("createItem", http.MethodPost, "/collections/{collectionId}/items", "Items",
@@ -247,31 +236,6 @@ func splitFeatures(raw []byte) (items [][]byte, single bool, err error) {
 	return items, false, nil
 }
 
-func itemQuery(in *listItemsInput) (catalog.ItemQuery, error) {
-	q := catalog.ItemQuery{Collection: in.CollectionID, Limit: in.Limit}
-	if in.BBox != "" {
-		b, err := parseBBoxParam(in.BBox)
-		if err != nil {
-			return q, err
-		}
-		q.BBox = b
-	}
-	var err error
-	if q.Start, q.End, err = catalog.ParseInterval("query.datetime", in.Datetime); err != nil {
-		return q, err
-	}
-	if in.State != "" {
-		if q.States, err = catalog.ParseStates("query.dt:state", in.State); err != nil {
-			return q, err
-		}
-	}
-	if in.Token != "" {
-		if q.After, q.Before, err = decodeItemToken(in.Token); err != nil {
-			return q, err
-		}
-	}
-	return q, nil
-}
 
 func parseBBoxParam(s string) ([]float64, error) {
 	parts := strings.Split(s, ",")
@@ -286,52 +250,3 @@ func parseBBoxParam(s string) ([]float64, error) {
 	return b, catalog.ParseBBox("query.bbox", b)
 }
 
-func (s *Server) renderItemPage(r *http.Request, in *listItemsInput, page *catalog.ItemPage) (itemsJSON, error) {
-	base := s.baseURL(r)
-	var buf bytes.Buffer
-	buf.WriteString(`{"type":"FeatureCollection","features":[`)
-	for i, it := range page.Items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		b, err := renderItem(base, it)
-		if err != nil {
-			return nil, err
-		}
-		buf.Write(b)
-	}
-	self := collectionURL(base, in.CollectionID) + "/items"
-	pageURL := func(tok string) string {
-		v := url.Values{}
-		for k, vs := range r.URL.Query() {
-			if k != "token" {
-				v[k] = vs
-			}
-		}
-		if tok != "" {
-			v.Set("token", tok)
-		}
-		if len(v) == 0 {
-			return self
-		}
-		return self + "?" + v.Encode()
-	}
-	links := []catalog.Document{
-		link("self", pageURL(in.Token), mediaGeoJSON),
-		link("root", base+"/", mediaJSON),
-		link("parent", collectionURL(base, in.CollectionID), mediaJSON),
-		link("collection", collectionURL(base, in.CollectionID), mediaJSON),
-	}
-	if page.Next != nil {
-		links = append(links, link("next", pageURL(encodeItemToken("n", page.Next)), mediaGeoJSON))
-	}
-	if page.Prev != nil {
-		links = append(links, link("prev", pageURL(encodeItemToken("p", page.Prev)), mediaGeoJSON))
-	}
-	buf.WriteString(`],"links":`)
-	buf.Write(mustMarshal(links))
-	buf.WriteString(`,"numberReturned":`)
-	buf.WriteString(strconv.Itoa(len(page.Items)))
-	buf.WriteByte('}')
-	return itemsJSON(buf.Bytes()), nil
-}

@@ -20,6 +20,30 @@ var ConformanceClasses = []string{
 	"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 	"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 	"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/simpletx",
+	"https://api.stacspec.org/v1.0.0/item-search",
+	"https://api.stacspec.org/v1.0.0/item-search#sort",
+	"https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+	"https://api.stacspec.org/v1.0.0/item-search#fields",
+	"https://api.stacspec.org/v1.0.0/item-search#filter",
+	"https://api.stacspec.org/v1.0.0/ogcapi-features#filter",
+	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+	"https://api.stacspec.org/v1.0.0/ogcapi-features#fields",
+	// CQL2: every class the OGC test suite checks passes on both stores
+	// (internal/storetest's CQL2ConformanceSuite).
+	"http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+	"http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+	"http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+	"http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+	"http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+	"http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+	"http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+	"http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+	"http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+	"http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+	"http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
+	"http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+	"http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 }
 
 // LandingPage is the root of the catalog.
@@ -39,6 +63,8 @@ type LinkObject struct {
 	Href  string `json:"href"`
 	Type  string `json:"type,omitempty"`
 	Title string `json:"title,omitempty"`
+	// Method is the HTTP method of a search link.
+	Method string `json:"method,omitempty"`
 }
 
 // Conformance lists conformance classes.
@@ -72,6 +98,9 @@ func (s *Server) registerLanding() {
 					{Rel: "service-desc", Href: base + "/api", Type: "application/vnd.oai.openapi+json;version=3.1", Title: "The OpenAPI 3.1 description"},
 					{Rel: "service-doc", Href: base + "/api/docs", Type: "text/html", Title: "The API documentation"},
 					{Rel: "data", Href: base + "/collections", Type: mediaJSON, Title: "Collections"},
+					{Rel: "search", Href: base + "/search", Type: mediaGeoJSON, Method: http.MethodGet, Title: "Item search"},
+					{Rel: "search", Href: base + "/search", Type: mediaGeoJSON, Method: http.MethodPost, Title: "Item search"},
+					{Rel: "http://www.opengis.net/def/rel/ogc/1.0/queryables", Href: base + "/queryables", Type: mediaSchema, Title: "Queryables"},
 				},
 			}}, nil
 		})

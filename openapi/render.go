@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/twinstac/twinstac/catalog"
 )
@@ -128,40 +127,13 @@ func renderCollection(base string, c *catalog.Collection) (json.RawMessage, erro
 		link("parent", base+"/", mediaJSON),
 		link("root", base+"/", mediaJSON),
 		link("items", self+"/items", mediaGeoJSON),
+		link("http://www.opengis.net/def/rel/ogc/1.0/queryables", self+"/queryables", mediaSchema),
 	)
 	d.Set("links", links)
 	return json.Marshal(d)
 }
 
 // ---- paging tokens ----
-
-// itemToken is the opaque paging token of item listings.
-type itemToken struct {
-	Dir   string `json:"d"` // "n" (next) or "p" (prev)
-	Start int64  `json:"t"` // microseconds since the epoch
-	ID    string `json:"i"`
-}
-
-func encodeItemToken(dir string, c *catalog.Cursor) string {
-	b, _ := json.Marshal(itemToken{Dir: dir, Start: c.Start.UnixMicro(), ID: c.ID})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeItemToken(s string) (after, before *catalog.Cursor, err error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	var t itemToken
-	if err == nil {
-		err = json.Unmarshal(b, &t)
-	}
-	if err != nil || (t.Dir != "n" && t.Dir != "p") || t.ID == "" {
-		return nil, nil, catalog.Invalid("query.token", "the paging token is not valid; use the links the server returns")
-	}
-	c := &catalog.Cursor{Start: time.UnixMicro(t.Start).UTC(), ID: t.ID}
-	if t.Dir == "n" {
-		return c, nil, nil
-	}
-	return nil, c, nil
-}
 
 func encodeCollectionToken(dir, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(dir + ":" + id))

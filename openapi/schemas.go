@@ -79,9 +79,11 @@ func registerSchemas(r huma.Registry) {
 		"type", "stac_version", "id", "collection", "geometry", "properties", "links", "assets")
 	m["ItemInput"] = openObject("A STAC item sent by a client. The server adds links, dt:state and timestamps; members it does not know round-trip unchanged.", itemProps(),
 		"id", "geometry", "properties")
+	m["ItemProjection"] = openObject("A STAC item, whole unless a search's fields parameter leaves members out; type and id are always there.", itemProps(),
+		"type", "id")
 	m["ItemCollection"] = openObject("A page of items (a GeoJSON FeatureCollection).", map[string]*huma.Schema{
 		"type":           {Type: "string", Enum: []any{"FeatureCollection"}},
-		"features":       arr(ref("Item")),
+		"features":       arr(ref("ItemProjection")),
 		"links":          arr(ref("Link")),
 		"numberReturned": {Type: "integer", Description: "The number of items on this page."},
 		"numberMatched":  {Type: "integer", Description: "The number of items that match, when known."},

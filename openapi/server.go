@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -35,6 +36,10 @@ type Config struct {
 	// create collections (admins always may); empty lets every
 	// signed-in user.
 	CollectionCreators string
+	// CountBudget bounds the time a search spends counting its matches
+	// (numberMatched, left out when the budget runs out); 0 means
+	// DefaultCountBudget, a negative value turns counting off.
+	CountBudget time.Duration
 }
 
 // Deps are what the API needs to serve.
@@ -65,6 +70,8 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
+	// derived caches the queryables derived from collections' items.
+	derived derivedCache
 }
 
 // New builds the API and registers every operation.
@@ -87,6 +94,8 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerLanding()
 	s.registerCollections()
 	s.registerItems()
+	s.registerSearch()
+	s.registerQueryables()
 	s.registerLifecycle()
 	s.registerAssets()
 	s.registerBulk()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -94,6 +95,15 @@ func TestListingsShowWhatTheWardenAllows(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Items shared one by one, some from collections the user may not
+		// read otherwise.
+		for i := range 6 {
+			p := &access.Policy{ID: fmt.Sprintf("item-grant-%d", i), Subjects: []string{"user:" + users[r.IntN(len(users))]},
+				Resources: []string{"items:" + ids[r.IntN(len(ids))] + "/it-" + strconv.Itoa(r.IntN(3))}, Actions: []string{"read"}, Effect: access.Allow}
+			if _, err := b.policies.CreatePolicy(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
 		callers := map[string][]string{"anonymous": anonymous}
 		for _, u := range users {
 			callers[u] = bearer(secrets[u])
@@ -127,8 +137,47 @@ func TestListingsShowWhatTheWardenAllows(t *testing.T) {
 				}
 			}
 		}
+		// Search: every page of /search together shows exactly the items
+		// the caller may get one by one, in any collection.
+		for name, auth := range callers {
+			got := pagedSearchIDs(t, b, "/search?limit=7", auth)
+			var want []string
+			for _, id := range ids {
+				for j := range 3 {
+					item := fmt.Sprintf("it-%d", j)
+					if r := b.do("GET", "/collections/"+id+"/items/"+item, nil, auth...); r.StatusCode == 200 {
+						want = append(want, id+"/"+item)
+					}
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s finds %v but may read %v", name, got, want)
+			}
+		}
 		if all := pagedCollectionIDs(t, b, nil); len(all) != len(ids) {
 			t.Errorf("the admin lists %d of %d collections", len(all), len(ids))
 		}
 	})
+}
+
+// pagedSearchIDs follows the next links of a GET search from first and
+// returns collection/id of every item found.
+func pagedSearchIDs(t *testing.T, b *bundle, first string, auth []string) []string {
+	t.Helper()
+	var out []string
+	next := first
+	for pages := 0; next != ""; pages++ {
+		if pages > 200 {
+			t.Fatal("paging does not end")
+		}
+		page := b.want(b.do("GET", strings.TrimPrefix(next, b.base), nil, auth...), 200).json(t)
+		for _, f := range page["features"].([]any) {
+			m := f.(map[string]any)
+			out = append(out, m["collection"].(string)+"/"+m["id"].(string))
+		}
+		next = linkHref(t, page, "next")
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,9 +21,27 @@ import (
 // TWINSTAC_TEST_REQUIRE_SERVICES=1 demands it.
 func conformanceDir(t *testing.T) string {
 	t.Helper()
+	conf, err := findConformanceDir()
+	if errors.Is(err, errNoModule) {
+		t.Fatal(err)
+	}
+	if err != nil {
+		if os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("CQL2 conformance data missing: %v", err)
+		}
+		t.Skipf("../shared/conformance/cql2 not found (%v): a clone outside the workplace", err)
+	}
+	return conf
+}
+
+var errNoModule = errors.New("go.mod not found above the working directory")
+
+// findConformanceDir returns ../shared/conformance/cql2 next to the module
+// root, or an error saying where it looked.
+func findConformanceDir() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -30,18 +49,15 @@ func conformanceDir(t *testing.T) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
+			return "", errNoModule
 		}
 		dir = parent
 	}
 	conf := filepath.Join(dir, "..", "shared", "conformance", "cql2")
 	if _, err := os.Stat(filepath.Join(conf, "examples")); err != nil {
-		if os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("CQL2 conformance data missing at %s: %v", conf, err)
-		}
-		t.Skipf("../shared/conformance/cql2 not found (looked at %s): a clone outside the workplace", conf)
+		return "", fmt.Errorf("looked at %s: %w", conf, err)
 	}
-	return conf
+	return conf, nil
 }
 
 // normalise decodes JSON into a form where equal filters compare equal:

@@ -2,13 +2,13 @@ package cql2
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/twinstac/twinstac/catalog"
 )
 
 // Feature is what Eval filters: named property values and a geometry.
@@ -53,23 +53,75 @@ func (f *MapFeature) Geometry() json.RawMessage { return f.GeoJSON }
 // semantics of CQL2 in this project: SQL translations are tested against
 // it.
 //
+// Errors come only from the filter itself: Eval first runs Check and
+// returns its error, so a filter Check accepts never fails, whatever the
+// data.
+//
 // Logic is three-valued as in SQL: a comparison involving NULL (a missing
 // or null property) is unknown, NOT unknown is unknown, and a filter that
-// evaluates to unknown does not match. Values of the wrong type (a string
-// compared with a number, arithmetic on a string), unknown functions and
-// the spatial predicates not implemented yet are *catalog.Error EINVALID
-// naming the operator.
+// evaluates to unknown does not match. A value read from the data whose
+// type does not fit its operator is unknown too: a property holding a
+// string compared with a number, a string that is not a date or timestamp
+// compared with DATE or TIMESTAMP, arithmetic, CASEI or ACCENTI on the
+// wrong type, LIKE on a non-string, A_* on a non-array, S_* on a
+// non-geometry or on a geometry too broken to evaluate. So are division
+// by a zero read from the data and an arithmetic result that is not a
+// number. Array predicates compare elements with "="; elements of
+// different types are unknown to each other and combine with Kleene's
+// AND and OR.
 //
-// Spatial predicates read a property called "geometry" or "geom" as the
-// feature's geometry (STAC calls it the former, the OGC test data the
-// latter), and any property whose value is a GeoJSON object as that
-// geometry. Only s_intersects and s_disjoint are implemented; s_contains,
-// s_crosses, s_equals, s_overlaps, s_touches and s_within return EINVALID.
+// The spatial predicates follow the OGC Simple Features DE-9IM
+// definitions, as PostGIS's ST_Intersects, ST_Contains and so on do, in
+// the plane: coordinates are x, y as given, Z is dropped, nothing is
+// rounded. S_DISJOINT is NOT S_INTERSECTS. A property called "geometry" or
+// "geom" is the feature's geometry (STAC calls it the former, the OGC test
+// data the latter) when the feature has one, in every operator; any
+// property whose value is a GeoJSON geometry object is a geometry. A BBOX
+// is a polygon; one whose west edge lies east of its east edge crosses the
+// antimeridian and is the multi-polygon of its two halves. Geometries are
+// not validated: a self-intersecting polygon is evaluated as it is, and a
+// geometry that cannot be evaluated at all (an unclosed ring, a line of
+// one point) makes the predicate unknown. So does, for the predicates
+// other than S_INTERSECTS and S_DISJOINT, a pair of geometries whose
+// DE-9IM matrix simplefeatures cannot compute consistently even once
+// slivers narrower than its snapping distance are removed.
 func Eval(e Expr, f Feature) (bool, error) {
+	if err := Check(e); err != nil {
+		return false, err
+	}
+	if f == nil {
+		f = noFeature{}
+	}
 	ev := evaluator{f: f}
-	t, err := ev.cond(e)
-	return t == triTrue, err
+	return ev.cond(e) == triTrue, nil
 }
+
+// Filter is a checked filter, ready to match many features without
+// checking it again.
+type Filter struct{ e Expr }
+
+// NewFilter checks e (Check) and returns it as a Filter.
+func NewFilter(e Expr) (*Filter, error) {
+	if err := Check(e); err != nil {
+		return nil, err
+	}
+	return &Filter{e: e}, nil
+}
+
+// Match reports whether f matches, as Eval does; a checked filter
+// cannot fail.
+func (x *Filter) Match(f Feature) bool {
+	if f == nil {
+		f = noFeature{}
+	}
+	return evaluator{f: f}.cond(x.e) == triTrue
+}
+
+// noFeature has no properties and no geometry.
+type noFeature struct{}
+
+func (noFeature) Property(string) (any, bool) { return nil, false }
+func (noFeature) Geometry() json.RawMessage   { return nil }
 
 // tri is a truth value of three-valued logic.
 type tri int
@@ -95,6 +147,21 @@ func (t tri) not() tri {
 		return triTrue
 	}
 	return triUnknown
+}
+
+// and and or are Kleene's tables.
+func (t tri) and(u tri) tri {
+	switch {
+	case t == triFalse || u == triFalse:
+		return triFalse
+	case t == triUnknown || u == triUnknown:
+		return triUnknown
+	}
+	return triTrue
+}
+
+func (t tri) or(u tri) tri {
+	return t.not().and(u.not()).not()
 }
 
 // instant is a point in time read from a DATE or TIMESTAMP literal or from
@@ -128,96 +195,76 @@ type interval struct {
 	start, end instant
 }
 
-// geomValue is a geometry operand of a spatial predicate.
+// geomValue is a geometry operand of a spatial predicate: GeoJSON from a
+// literal or the data, or a BBOX literal. It is decoded when a spatial
+// predicate needs it.
 type geomValue struct {
 	raw json.RawMessage
+	box *BBox
 }
 
-// evalError is an EINVALID error about operator op.
-func evalError(op, format string, args ...any) error {
-	return catalog.Errorf(catalog.EINVALID, "%s: "+format, append([]any{op}, args...)...)
-}
+// opaque is a non-null value of a type no operator takes (an object that
+// is not a geometry, a number JSON cannot hold): every comparison with it
+// is unknown, but it is not NULL.
+type opaque struct{}
 
+// evaluator computes values and truth values. It returns no errors: Check
+// has ruled out everything that does not depend on the data, and what does
+// is NULL (for a value) or unknown (for a truth value).
 type evaluator struct {
 	f Feature
 }
 
+// predicates are the operators whose value is a truth value.
+var predicates = map[string]bool{
+	"and": true, "or": true, "not": true, "=": true, "<>": true, "<": true,
+	"<=": true, ">": true, ">=": true, "like": true, "between": true,
+	"in": true, "isNull": true,
+}
+
+func isPredicate(name string) bool {
+	return predicates[name] || strings.HasPrefix(name, "s_") ||
+		strings.HasPrefix(name, "t_") || strings.HasPrefix(name, "a_")
+}
+
 // cond evaluates a boolean expression.
-func (ev evaluator) cond(e Expr) (tri, error) {
+func (ev evaluator) cond(e Expr) tri {
 	op, ok := e.(*Op)
-	if !ok {
-		v, err := ev.value(e)
-		if err != nil {
-			return triUnknown, err
-		}
-		switch b := v.(type) {
-		case nil:
-			return triUnknown, nil
+	if !ok || !isPredicate(op.Name) {
+		switch b := ev.value(e).(type) {
 		case bool:
-			return triOf(b), nil
+			return triOf(b)
 		}
-		return triUnknown, evalError("filter", "%s is not a boolean", PrintText(e))
+		return triUnknown
 	}
 	switch op.Name {
-	case "and", "or":
-		// Every argument is evaluated so that type errors surface whatever
-		// the data; the result follows Kleene's tables.
-		short := triFalse
-		if op.Name == "or" {
-			short = triTrue
-		}
-		res := short.not()
+	case "and":
+		res := triTrue
 		for _, a := range op.Args {
-			t, err := ev.cond(a)
-			if err != nil {
-				return triUnknown, err
-			}
-			switch {
-			case t == short:
-				res = short
-			case t == triUnknown && res != short:
-				res = triUnknown
+			if res = res.and(ev.cond(a)); res == triFalse {
+				return res
 			}
 		}
-		return res, nil
+		return res
+	case "or":
+		res := triFalse
+		for _, a := range op.Args {
+			if res = res.or(ev.cond(a)); res == triTrue {
+				return res
+			}
+		}
+		return res
 	case "not":
-		t, err := ev.cond(op.Args[0])
-		return t.not(), err
+		return ev.cond(op.Args[0]).not()
 	case "=", "<>", "<", "<=", ">", ">=":
-		a, b, err := ev.values(op.Args[0], op.Args[1])
-		if err != nil {
-			return triUnknown, err
-		}
-		return compare(op.Name, a, b)
+		return compare(op.Name, ev.value(op.Args[0]), ev.value(op.Args[1]))
 	case "isNull":
-		v, err := ev.value(op.Args[0])
-		return triOf(v == nil), err
+		return triOf(ev.value(op.Args[0]) == nil)
 	case "like":
 		return ev.like(op)
 	case "between":
-		a, lo, err := ev.values(op.Args[0], op.Args[1])
-		if err != nil {
-			return triUnknown, err
-		}
-		hi, err := ev.value(op.Args[2])
-		if err != nil {
-			return triUnknown, err
-		}
-		ge, err := compare(">=", a, lo)
-		if err != nil {
-			return triUnknown, err
-		}
-		le, err := compare("<=", a, hi)
-		if err != nil {
-			return triUnknown, err
-		}
-		switch {
-		case ge == triFalse || le == triFalse:
-			return triFalse, nil
-		case ge == triUnknown || le == triUnknown:
-			return triUnknown, nil
-		}
-		return triTrue, nil
+		a := ev.value(op.Args[0])
+		return compare(">=", a, ev.value(op.Args[1])).and(compare("<=", a, ev.value(op.Args[2])))
 	case "in":
 		return ev.in(op)
 	}
@@ -229,303 +276,273 @@ func (ev evaluator) cond(e Expr) (tri, error) {
 	case strings.HasPrefix(op.Name, "s_"):
 		return ev.spatial(op)
 	}
-	// A function returning a boolean would land here; none is known.
-	v, err := ev.value(op)
-	if err != nil {
-		return triUnknown, err
-	}
-	if b, ok := v.(bool); ok {
-		return triOf(b), nil
-	}
-	if v == nil {
-		return triUnknown, nil
-	}
-	return triUnknown, evalError(op.Name, "does not return a boolean")
+	return triUnknown
 }
 
-func (ev evaluator) values(x, y Expr) (any, any, error) {
-	a, err := ev.value(x)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := ev.value(y)
-	return a, b, err
-}
-
-// value evaluates a scalar expression to nil, bool, float64, string,
-// instant, interval, geomValue or []any.
-func (ev evaluator) value(e Expr) (any, error) {
+// value evaluates an expression to nil (NULL), bool, float64, string,
+// instant, interval, geomValue, []any or opaque. A predicate's value is
+// its truth value, unknown being NULL.
+func (ev evaluator) value(e Expr) any {
 	switch x := e.(type) {
 	case *Bool:
-		return x.Value, nil
+		return x.Value
 	case *Number:
 		f, err := strconv.ParseFloat(x.Text, 64)
-		if err != nil {
-			return nil, evalError("number", "%q is not a number", x.Text)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil
 		}
-		return f, nil
+		return f
 	case *String:
-		return x.Value, nil
+		return x.Value
 	case *Date:
-		return parseInstant("date", x.Value)
+		return parseInstant(x.Value)
 	case *Timestamp:
-		return parseInstant("timestamp", x.Value)
+		return parseInstant(x.Value)
 	case *Property:
+		if x.Name == "geometry" || x.Name == "geom" {
+			if raw := ev.f.Geometry(); !isJSONNull(raw) {
+				return geomValue{raw: raw}
+			}
+		}
 		v, _ := ev.f.Property(x.Name)
-		return normaliseProperty(x.Name, v)
+		return normaliseProperty(v)
 	case *Array:
 		out := make([]any, len(x.Elems))
 		for i, el := range x.Elems {
-			v, err := ev.value(el)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
+			out[i] = ev.value(el)
 		}
-		return out, nil
+		return out
 	case *Interval:
 		return ev.interval(x)
 	case *Geometry:
-		return geomValue{raw: x.GeoJSON}, nil
+		return geomValue{raw: x.GeoJSON}
 	case *BBox:
-		return bboxGeom(x)
+		return geomValue{box: x}
 	case *Op:
+		if isPredicate(x.Name) {
+			switch ev.cond(x) {
+			case triTrue:
+				return true
+			case triFalse:
+				return false
+			}
+			return nil
+		}
 		return ev.function(x)
 	}
-	return nil, evalError("filter", "unsupported expression %T", e)
+	return nil
+}
+
+func isJSONNull(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
 }
 
 // normaliseProperty turns a decoded JSON value into the evaluator's types.
-func normaliseProperty(name string, v any) (any, error) {
+func normaliseProperty(v any) any {
 	switch x := v.(type) {
 	case nil, bool, string, float64:
-		return x, nil
+		return x
 	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return nil, evalError(name, "property value %s is not a number", x)
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return opaque{}
 		}
-		return f, nil
+		return f
 	case int:
-		return float64(x), nil
+		return float64(x)
+	case int8:
+		return float64(x)
+	case int16:
+		return float64(x)
 	case int32:
-		return float64(x), nil
+		return float64(x)
 	case int64:
-		return float64(x), nil
+		return float64(x)
+	case uint:
+		return float64(x)
+	case uint8:
+		return float64(x)
+	case uint16:
+		return float64(x)
+	case uint32:
+		return float64(x)
+	case uint64:
+		return float64(x)
 	case float32:
-		return float64(x), nil
+		return float64(x)
 	case []any:
 		out := make([]any, len(x))
 		for i, el := range x {
-			n, err := normaliseProperty(name, el)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = n
+			out[i] = normaliseProperty(el)
 		}
-		return out, nil
+		return out
 	case map[string]any:
 		if _, ok := x["type"]; ok {
-			raw, err := json.Marshal(x)
-			if err != nil {
-				return nil, evalError(name, "property value is not a geometry")
+			if raw, err := json.Marshal(x); err == nil {
+				return geomValue{raw: raw}
 			}
-			return geomValue{raw: raw}, nil
 		}
-		return nil, evalError(name, "object-valued properties are not supported")
+		return opaque{}
 	case json.RawMessage:
-		return geomValue{raw: x}, nil
+		if isJSONNull(x) {
+			return nil
+		}
+		return geomValue{raw: x}
 	}
-	return nil, evalError(name, "unsupported property value of type %T", v)
+	return opaque{}
 }
 
-func parseInstant(op, s string) (any, error) {
+// parseInstant reads a date or a timestamp; nil when s is neither.
+func parseInstant(s string) any {
 	if isDate(s) {
 		t, _ := time.Parse("2006-01-02", s)
-		return instant{t: t, date: true}, nil
+		return instant{t: t, date: true}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return nil, evalError(op, "%q is neither a date nor a timestamp", s)
+		return nil
 	}
-	return instant{t: t.UTC()}, nil
+	return instant{t: t.UTC()}
 }
 
 // asInstant reads v as an instant: a string is parsed, so that a property
-// holding "2022-04-16" compares with DATE('2022-04-16').
-func asInstant(op string, v any) (instant, bool, error) {
+// holding "2022-04-16" compares with DATE('2022-04-16'). ok is false for
+// NULL and for anything that is not an instant.
+func asInstant(v any) (instant, bool) {
 	switch x := v.(type) {
-	case nil:
-		return instant{}, false, nil
 	case instant:
-		return x, true, nil
+		return x, true
 	case string:
-		i, err := parseInstant(op, x)
-		if err != nil {
-			return instant{}, false, err
-		}
-		return i.(instant), true, nil
+		i, ok := parseInstant(x).(instant)
+		return i, ok
 	}
-	return instant{}, false, evalError(op, "%s is not a date or timestamp", describeValue(v))
+	return instant{}, false
 }
 
-func describeValue(v any) string {
-	switch x := v.(type) {
-	case string:
-		return strconv.Quote(x)
-	case float64:
-		return "the number " + strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		return "the boolean " + strconv.FormatBool(x)
-	case instant:
-		return "an instant"
-	case interval:
-		return "an interval"
-	case geomValue, *shape:
-		return "a geometry"
-	case []any:
-		return "an array"
-	}
-	return "a value"
-}
-
-// compare applies a comparison operator; nil on either side is unknown.
-func compare(op string, a, b any) (tri, error) {
+// compare applies a comparison operator; NULL on either side and values
+// that cannot be compared are unknown.
+func compare(op string, a, b any) tri {
 	if a == nil || b == nil {
-		return triUnknown, nil
+		return triUnknown
 	}
-	c, err := order(op, a, b)
-	if err != nil {
-		return triUnknown, err
+	c, ok := order(op, a, b)
+	if !ok {
+		return triUnknown
 	}
 	switch op {
-	case "=":
-		return triOf(c == 0), nil
 	case "<>":
-		return triOf(c != 0), nil
+		return triOf(c != 0)
 	case "<":
-		return triOf(c < 0), nil
+		return triOf(c < 0)
 	case "<=":
-		return triOf(c <= 0), nil
+		return triOf(c <= 0)
 	case ">":
-		return triOf(c > 0), nil
+		return triOf(c > 0)
 	case ">=":
-		return triOf(c >= 0), nil
+		return triOf(c >= 0)
 	}
-	return triOf(c == 0), nil
+	return triOf(c == 0)
 }
 
-// order compares two non-null scalars of compatible types.
-func order(op string, a, b any) (int, error) {
-	mismatch := func() (int, error) {
-		return 0, evalError(op, "cannot compare %s with %s", describeValue(a), describeValue(b))
-	}
+// order compares two non-null scalars; ok is false when their types do
+// not compare with op (booleans are equal or not but have no order).
+func order(op string, a, b any) (int, bool) {
 	switch x := a.(type) {
 	case float64:
 		y, ok := b.(float64)
-		if !ok {
-			return mismatch()
+		if !ok || x != x || y != y {
+			return 0, false
 		}
 		switch {
 		case x < y:
-			return -1, nil
+			return -1, true
 		case x > y:
-			return 1, nil
+			return 1, true
 		}
-		return 0, nil
+		return 0, true
 	case string:
 		switch y := b.(type) {
 		case string:
 			// Go compares UTF-8 bytewise, which is code-point order.
-			return strings.Compare(x, y), nil
+			return strings.Compare(x, y), true
 		case instant:
-			xi, _, err := asInstant(op, x)
-			if err != nil {
-				return 0, err
+			xi, ok := asInstant(x)
+			if !ok {
+				return 0, false
 			}
-			return xi.cmp(y), nil
+			return xi.cmp(y), true
 		}
-		return mismatch()
 	case bool:
 		y, ok := b.(bool)
-		if !ok {
-			return mismatch()
-		}
-		if op == "<" || op == "<=" || op == ">" || op == ">=" {
-			return 0, evalError(op, "booleans are equal or not but have no order")
+		if !ok || (op != "=" && op != "<>") {
+			return 0, false
 		}
 		if x == y {
-			return 0, nil
+			return 0, true
 		}
-		return 1, nil
+		return 1, true
 	case instant:
-		yi, ok, err := asInstant(op, b)
-		if err != nil || !ok {
-			if err == nil {
-				return mismatch()
-			}
-			return 0, err
+		yi, ok := asInstant(b)
+		if !ok {
+			return 0, false
 		}
-		return x.cmp(yi), nil
+		return x.cmp(yi), true
 	}
-	return mismatch()
+	return 0, false
 }
 
-func (ev evaluator) in(op *Op) (tri, error) {
-	a, err := ev.value(op.Args[0])
-	if err != nil {
-		return triUnknown, err
-	}
+func (ev evaluator) in(op *Op) tri {
 	list, ok := op.Args[1].(*Array)
 	if !ok {
-		return triUnknown, evalError("in", "the second argument must be a list")
+		return triUnknown
 	}
+	a := ev.value(op.Args[0])
 	res := triFalse
 	for _, el := range list.Elems {
-		v, err := ev.value(el)
-		if err != nil {
-			return triUnknown, err
-		}
-		t, err := compare("in", a, v)
-		if err != nil {
-			return triUnknown, err
-		}
-		if t == triTrue {
-			return triTrue, nil
-		}
-		if t == triUnknown {
-			res = triUnknown
+		if res = res.or(compare("=", a, ev.value(el))); res == triTrue {
+			return res
 		}
 	}
 	if a == nil {
-		return triUnknown, nil
+		return triUnknown
 	}
-	return res, nil
+	return res
 }
 
-func (ev evaluator) like(op *Op) (tri, error) {
-	a, p, err := ev.values(op.Args[0], op.Args[1])
-	if err != nil {
-		return triUnknown, err
-	}
-	if a == nil || p == nil {
-		return triUnknown, nil
-	}
-	s, ok1 := a.(string)
-	pat, ok2 := p.(string)
+func (ev evaluator) like(op *Op) tri {
+	s, ok1 := ev.value(op.Args[0]).(string)
+	pat, ok2 := ev.value(op.Args[1]).(string)
 	if !ok1 || !ok2 {
-		return triUnknown, evalError("like", "needs strings, got %s and %s", describeValue(a), describeValue(p))
+		return triUnknown
 	}
 	re, err := likeRegexp(pat)
 	if err != nil {
-		return triUnknown, err
+		return triUnknown
 	}
-	return triOf(re.MatchString(s)), nil
+	return triOf(re.MatchString(s))
 }
+
+// errLikeEscape is the error of a LIKE pattern ending with the escape
+// character.
+var errLikeEscape = errors.New("the pattern ends with an escape character")
+
+// likeCache keeps the regular expressions of recent LIKE patterns: a
+// filter is evaluated once per feature with the same pattern.
+var likeCache = struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}{m: map[string]*regexp.Regexp{}}
 
 // likeRegexp translates a LIKE pattern: % is any run of characters, _ one
 // character, and a backslash makes the next character literal.
 func likeRegexp(pat string) (*regexp.Regexp, error) {
+	likeCache.Lock()
+	re, ok := likeCache.m[pat]
+	likeCache.Unlock()
+	if ok {
+		return re, nil
+	}
 	var b strings.Builder
 	b.WriteString(`(?s)\A`)
 	rs := []rune(pat)
@@ -537,7 +554,7 @@ func likeRegexp(pat string) (*regexp.Regexp, error) {
 			b.WriteString(".")
 		case '\\':
 			if i+1 == len(rs) {
-				return nil, evalError("like", "pattern %q ends with an escape character", pat)
+				return nil, errLikeEscape
 			}
 			i++
 			b.WriteString(regexp.QuoteMeta(string(rs[i])))
@@ -546,33 +563,36 @@ func likeRegexp(pat string) (*regexp.Regexp, error) {
 		}
 	}
 	b.WriteString(`\z`)
-	return regexp.Compile(b.String())
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return nil, err
+	}
+	likeCache.Lock()
+	if len(likeCache.m) >= 256 {
+		clear(likeCache.m)
+	}
+	likeCache.m[pat] = re
+	likeCache.Unlock()
+	return re, nil
 }
 
-// function evaluates casei, accenti, arithmetic and, for an unknown name,
-// reports it.
-func (ev evaluator) function(op *Op) (any, error) {
+// function evaluates casei, accenti and arithmetic; anything else (which
+// Check rejects) is NULL.
+func (ev evaluator) function(op *Op) any {
 	switch op.Name {
 	case "casei", "accenti":
-		v, err := ev.value(op.Args[0])
-		if err != nil || v == nil {
-			return nil, err
-		}
-		s, ok := v.(string)
+		s, ok := ev.value(op.Args[0]).(string)
 		if !ok {
-			return nil, evalError(op.Name, "needs a string, got %s", describeValue(v))
+			return nil
 		}
 		if op.Name == "casei" {
-			return foldCase(s), nil
+			return foldCase(s)
 		}
-		return stripAccents(s), nil
+		return stripAccents(s)
 	case "+", "-", "*", "/", "%", "div", "^":
 		return ev.arithmetic(op)
 	}
-	if _, std := opArity(op.Name); std {
-		return nil, evalError(op.Name, "is a predicate, not a value")
-	}
-	return nil, evalError(op.Name, "unknown function")
+	return nil
 }
 
 // foldCase lower-cases s after upper-casing it, so that characters whose
@@ -581,74 +601,65 @@ func foldCase(s string) string {
 	return strings.ToLower(strings.ToUpper(s))
 }
 
-func (ev evaluator) arithmetic(op *Op) (any, error) {
-	a, b, err := ev.values(op.Args[0], op.Args[1])
-	if err != nil {
-		return nil, err
-	}
-	if a == nil || b == nil {
-		return nil, nil
-	}
-	x, ok1 := a.(float64)
-	y, ok2 := b.(float64)
+func (ev evaluator) arithmetic(op *Op) any {
+	x, ok1 := ev.value(op.Args[0]).(float64)
+	y, ok2 := ev.value(op.Args[1]).(float64)
 	if !ok1 || !ok2 {
-		return nil, evalError(op.Name, "needs numbers, got %s and %s", describeValue(a), describeValue(b))
+		return nil
 	}
+	var r float64
 	switch op.Name {
 	case "+":
-		return x + y, nil
+		r = x + y
 	case "-":
-		return x - y, nil
+		r = x - y
 	case "*":
-		return x * y, nil
+		r = x * y
 	case "^":
-		return math.Pow(x, y), nil
-	}
-	if y == 0 {
-		return nil, evalError(op.Name, "division by zero")
-	}
-	switch op.Name {
+		r = math.Pow(x, y)
 	case "/":
-		return x / y, nil
+		r = x / y
 	case "%":
-		return math.Mod(x, y), nil
+		r = math.Mod(x, y)
+	case "div":
+		r = math.Trunc(x / y) // integer division, truncated
 	}
-	return math.Trunc(x / y), nil // div: integer division, truncated
+	if (y == 0 && (op.Name == "/" || op.Name == "%" || op.Name == "div")) || math.IsNaN(r) {
+		return nil
+	}
+	return r
 }
 
-func (ev evaluator) interval(x *Interval) (any, error) {
+// interval evaluates an INTERVAL; NULL when a bound is NULL or not an
+// instant.
+func (ev evaluator) interval(x *Interval) any {
 	var bounds [2]instant
 	for i, e := range []Expr{x.Start, x.End} {
 		if s, ok := e.(*String); ok && s.Value == ".." {
 			bounds[i] = instant{inf: 2*i - 1}
 			continue
 		}
-		v, err := ev.value(e)
-		if err != nil {
-			return nil, err
-		}
-		in, ok, err := asInstant("interval", v)
-		if err != nil || !ok {
-			return nil, err
+		in, ok := asInstant(ev.value(e))
+		if !ok {
+			return nil
 		}
 		bounds[i] = in
 	}
-	return interval{start: bounds[0], end: bounds[1]}, nil
+	return interval{start: bounds[0], end: bounds[1]}
 }
 
-// asInterval reads a temporal operand; ok is false for NULL.
-func asInterval(op string, v any) (interval, bool, error) {
+// asInterval reads a temporal operand; ok is false for NULL and for
+// values that are not temporal.
+func asInterval(v any) (interval, bool) {
 	if iv, ok := v.(interval); ok {
-		return iv, true, nil
+		return iv, true
 	}
-	in, ok, err := asInstant(op, v)
-	return interval{start: in, end: in}, ok, err
+	in, ok := asInstant(v)
+	return interval{start: in, end: in}, ok
 }
 
 // temporalRelations are the CQL2 temporal predicates as Allen's interval
-// relations, an instant being the interval [t, t]. s1, e1 bound the first
-// argument, s2, e2 the second; each function gets the comparisons of the
-// bounds it needs.
+// relations, an instant being the interval [t, t].
 var temporalRelations = map[string]func(a, b interval) bool{
 	"t_after":      func(a, b interval) bool { return a.start.cmp(b.end) > 0 },
 	"t_before":     func(a, b interval) bool { return a.end.cmp(b.start) < 0 },
@@ -671,99 +682,81 @@ var temporalRelations = map[string]func(a, b interval) bool{
 	"t_starts":    func(a, b interval) bool { return a.start.cmp(b.start) == 0 && a.end.cmp(b.end) < 0 },
 }
 
-func (ev evaluator) temporal(op *Op) (tri, error) {
+func (ev evaluator) temporal(op *Op) tri {
 	rel, ok := temporalRelations[op.Name]
 	if !ok {
-		return triUnknown, evalError(op.Name, "unknown temporal function")
+		return triUnknown
 	}
-	a, b, err := ev.values(op.Args[0], op.Args[1])
-	if err != nil {
-		return triUnknown, err
+	x, ok1 := asInterval(ev.value(op.Args[0]))
+	y, ok2 := asInterval(ev.value(op.Args[1]))
+	if !ok1 || !ok2 {
+		return triUnknown
 	}
-	x, ok1, err := asInterval(op.Name, a)
-	if err != nil {
-		return triUnknown, err
-	}
-	y, ok2, err := asInterval(op.Name, b)
-	if err != nil || !ok1 || !ok2 {
-		return triUnknown, err
-	}
-	return triOf(rel(x, y)), nil
+	return triOf(rel(x, y))
 }
 
-func (ev evaluator) array(op *Op) (tri, error) {
-	a, b, err := ev.values(op.Args[0], op.Args[1])
-	if err != nil || a == nil || b == nil {
-		return triUnknown, err
-	}
-	x, ok1 := a.([]any)
-	y, ok2 := b.([]any)
+func (ev evaluator) array(op *Op) tri {
+	x, ok1 := ev.value(op.Args[0]).([]any)
+	y, ok2 := ev.value(op.Args[1]).([]any)
 	if !ok1 || !ok2 {
-		return triUnknown, evalError(op.Name, "needs arrays, got %s and %s", describeValue(a), describeValue(b))
+		return triUnknown
 	}
-	has := func(list []any, v any) (bool, error) {
+	// eq compares two elements; NULL elements are never equal to
+	// anything, as in SQL arrays.
+	eq := func(a, b any) tri {
+		if a == nil || b == nil {
+			return triFalse
+		}
+		return compare("=", a, b)
+	}
+	// has: some element of list is v.
+	has := func(list []any, v any) tri {
+		res := triFalse
 		for _, el := range list {
-			if el == nil || v == nil {
-				continue
-			}
-			c, err := order(op.Name, el, v)
-			if err != nil {
-				return false, err
-			}
-			if c == 0 {
-				return true, nil
+			if res = res.or(eq(el, v)); res == triTrue {
+				break
 			}
 		}
-		return false, nil
+		return res
 	}
-	// all reports whether every element of sub is in super.
-	all := func(sub, super []any) (bool, error) {
+	// all: every element of sub is in super.
+	all := func(sub, super []any) tri {
+		res := triTrue
 		for _, v := range sub {
-			ok, err := has(super, v)
-			if err != nil || !ok {
-				return false, err
+			if res = res.and(has(super, v)); res == triFalse {
+				break
 			}
 		}
-		return true, nil
+		return res
 	}
 	switch op.Name {
 	case "a_equals":
 		if len(x) != len(y) {
-			return triFalse, nil
+			return triFalse
 		}
+		res := triTrue
 		for i := range x {
-			if x[i] == nil || y[i] == nil {
-				if x[i] != y[i] {
-					return triFalse, nil
-				}
-				continue
+			t := eq(x[i], y[i])
+			if x[i] == nil && y[i] == nil {
+				t = triTrue
 			}
-			c, err := order(op.Name, x[i], y[i])
-			if err != nil {
-				return triUnknown, err
-			}
-			if c != 0 {
-				return triFalse, nil
+			if res = res.and(t); res == triFalse {
+				break
 			}
 		}
-		return triTrue, nil
+		return res
 	case "a_contains":
-		ok, err := all(y, x)
-		return triOf(ok), err
+		return all(y, x)
 	case "a_containedBy":
-		ok, err := all(x, y)
-		return triOf(ok), err
+		return all(x, y)
 	case "a_overlaps":
+		res := triFalse
 		for _, v := range x {
-			ok, err := has(y, v)
-			if err != nil {
-				return triUnknown, err
-			}
-			if ok {
-				return triTrue, nil
+			if res = res.or(has(y, v)); res == triTrue {
+				break
 			}
 		}
-		return triFalse, nil
+		return res
 	}
-	return triUnknown, evalError(op.Name, "unknown array function")
+	return triUnknown
 }

@@ -2,329 +2,353 @@ package cql2
 
 import (
 	"encoding/json"
-	"fmt"
+	"math"
 	"strconv"
+
+	sf "github.com/peterstace/simplefeatures/geom"
 )
 
-// The spatial predicates are planar: coordinates are taken as x, y in the
-// plane, as PostGIS does for the geometry type; a Z value is ignored.
+// The spatial predicates are planar, as PostGIS's are for the geometry
+// type: coordinates are x, y in the plane, Z is dropped. Their meaning is
+// the DE-9IM one of OGC Simple Features, computed by simplefeatures.
 
-type pt struct{ x, y float64 }
-
-// shape is a geometry broken into the parts the predicates work on:
-// points, polylines and polygons (outer ring first, then holes).
-type shape struct {
-	points   []pt
-	lines    [][]pt
-	polygons [][][]pt
+// spatialPatterns are the DE-9IM patterns of the predicates that need a
+// matrix, as OGC Simple Features defines them; a predicate holds when the
+// matrix matches one of its patterns. s_crosses and s_overlaps depend on
+// the dimensions of their operands (see relate). s_intersects is
+// sf.Intersects and s_disjoint its negation.
+var spatialPatterns = map[string][]string{
+	"s_contains": {"T*****FF*"},
+	"s_within":   {"T*F**F***"},
+	"s_touches":  {"FT*******", "F**T*****", "F***T****"},
+	"s_equals":   {"T*F**FFF*"},
 }
 
-func (ev evaluator) spatial(op *Op) (tri, error) {
-	switch op.Name {
-	case "s_intersects", "s_disjoint":
-	default:
-		return triUnknown, evalError(op.Name, "not supported yet")
+func (ev evaluator) spatial(op *Op) tri {
+	name := op.Name
+	if name == "s_disjoint" {
+		name = "s_intersects"
 	}
-	var shapes [2]*shape
-	for i, arg := range op.Args {
-		g, err := ev.geometryArg(op.Name, arg)
-		if err != nil || g == nil {
-			return triUnknown, err
-		}
-		shapes[i] = g
+	a, ok1 := ev.geometryArg(op.Args[0])
+	b, ok2 := ev.geometryArg(op.Args[1])
+	if !ok1 || !ok2 {
+		return triUnknown
 	}
-	hit := shapes[0].intersects(shapes[1])
+	t := relate(name, a, b)
 	if op.Name == "s_disjoint" {
-		hit = !hit
+		t = t.not()
 	}
-	return triOf(hit), nil
+	return t
 }
 
-// geometryArg evaluates a spatial operand; nil without an error is NULL.
-func (ev evaluator) geometryArg(op string, e Expr) (*shape, error) {
-	var v any
-	if p, ok := e.(*Property); ok && (p.Name == "geometry" || p.Name == "geom") {
-		if raw := ev.f.Geometry(); len(raw) > 0 && string(raw) != "null" {
-			v = geomValue{raw: raw}
+// relate applies the predicate name to a and b. A geometry that makes
+// simplefeatures fail (or panic, as it may on invalid input, which is not
+// validated) gives unknown.
+//
+// Every predicate but s_intersects and s_disjoint matches the DE-9IM
+// matrix that simplefeatures computes from an overlay of the two
+// geometries. The overlay snaps positions closer than a few units in the
+// last place together, which can collapse a sliver of a polygon and leave
+// the overlay labelled wrongly. So what can be decided without the
+// overlay is decided first (each of these predicates needs the geometries
+// to share a point, which sf.Intersects decides on its own; contains,
+// within and equals need one envelope to cover the other), and a matrix
+// that contradicts what is known for certain (the exteriors of two bounded
+// geometries always share an area; the geometries intersect) is not
+// trusted: the predicate is unknown.
+func relate(name string, a, b sf.Geometry) (t tri) {
+	defer func() {
+		if recover() != nil {
+			t = triUnknown
+		}
+	}()
+	if name == "s_equals" && a.IsEmpty() && b.IsEmpty() {
+		return triTrue
+	}
+	if !sf.Intersects(a, b) {
+		return triFalse
+	}
+	ea, eb := a.Envelope(), b.Envelope()
+	switch name {
+	case "s_intersects":
+		return triTrue
+	case "s_contains":
+		if !ea.Covers(eb) {
+			return triFalse
+		}
+	case "s_within":
+		if !eb.Covers(ea) {
+			return triFalse
+		}
+	case "s_equals":
+		if !ea.Covers(eb) || !eb.Covers(ea) {
+			return triFalse
 		}
 	}
-	if v == nil {
-		var err error
-		if v, err = ev.value(e); err != nil {
-			return nil, err
+	m, ok := trustedMatrix(a, b)
+	if !ok {
+		// Retry without the slivers the overlay cannot resolve.
+		tol := snapDistance(ea, eb)
+		if m, ok = trustedMatrix(despike(a, tol), despike(b, tol)); !ok {
+			return triUnknown
 		}
 	}
-	switch g := v.(type) {
-	case nil:
-		return nil, nil
-	case *shape:
-		return g, nil
-	case geomValue:
-		s := &shape{}
-		if err := s.addGeoJSON(g.raw); err != nil {
-			return nil, evalError(op, "bad geometry: %v", err)
+	patterns := spatialPatterns[name]
+	da, db := a.Dimension(), b.Dimension()
+	switch name {
+	case "s_crosses":
+		switch {
+		case da < db:
+			patterns = []string{"T*T******"}
+		case da > db:
+			patterns = []string{"T*****T**"}
+		case da == 1 && db == 1:
+			patterns = []string{"0********"}
 		}
-		return s, nil
+	case "s_overlaps":
+		switch {
+		case da == db && da != 1:
+			patterns = []string{"T*T***T**"}
+		case da == 1 && db == 1:
+			patterns = []string{"1*T***T**"}
+		}
 	}
-	return nil, evalError(op, "needs geometries, got %s", describeValue(v))
+	for _, p := range patterns {
+		if ok, err := sf.RelateMatches(m, p); err == nil && ok {
+			return triTrue
+		}
+	}
+	return triFalse
 }
 
-// bboxGeom turns a BBOX literal into polygons; a box whose west edge is
-// east of its east edge crosses the antimeridian and becomes two.
-func bboxGeom(b *BBox) (any, error) {
+// trustedMatrix returns the DE-9IM matrix of two intersecting geometries,
+// and false when it contradicts what is known for certain: that they
+// intersect and that their exteriors share an area.
+func trustedMatrix(a, b sf.Geometry) (string, bool) {
+	m, err := sf.Relate(a, b)
+	if err != nil || len(m) != 9 || m[8] != '2' || m[0] == 'F' && m[1] == 'F' && m[3] == 'F' && m[4] == 'F' {
+		return "", false
+	}
+	return m, true
+}
+
+// snapDistance is a generous bound on the distance within which the
+// overlay of geometries with these envelopes snaps a position onto a
+// segment: 1024 units in the last place of the largest coordinate.
+func snapDistance(envs ...sf.Envelope) float64 {
+	largest := 0.0
+	for _, e := range envs {
+		for _, p := range []sf.Point{e.Min(), e.Max()} {
+			if xy, ok := p.XY(); ok {
+				largest = max(largest, math.Abs(xy.X), math.Abs(xy.Y))
+			}
+		}
+	}
+	return 1024 * (math.Nextafter(largest, math.Inf(1)) - largest)
+}
+
+// despike returns g with every polygon ring rid of the vertices that make
+// a sliver narrower than tol with their neighbours: a vertex lying within
+// tol of the segment joining its neighbours, or the apex of a spike whose
+// return leg runs within tol of its outward one. The area given up is less
+// than tol times the ring's length, below what the overlay resolves.
+func despike(g sf.Geometry, tol float64) sf.Geometry {
+	switch g.Type() {
+	case sf.TypePolygon:
+		return despikePolygon(g.MustAsPolygon(), tol).AsGeometry()
+	case sf.TypeMultiPolygon:
+		m := g.MustAsMultiPolygon()
+		ps := make([]sf.Polygon, m.NumPolygons())
+		for i := range ps {
+			ps[i] = despikePolygon(m.PolygonN(i), tol)
+		}
+		return sf.NewMultiPolygon(ps).AsGeometry()
+	case sf.TypeGeometryCollection:
+		c := g.MustAsGeometryCollection()
+		gs := make([]sf.Geometry, c.NumGeometries())
+		for i := range gs {
+			gs[i] = despike(c.GeometryN(i), tol)
+		}
+		return sf.NewGeometryCollection(gs).AsGeometry()
+	}
+	return g
+}
+
+func despikePolygon(p sf.Polygon, tol float64) sf.Polygon {
+	seqs := p.Coordinates()
+	rings := make([]sf.LineString, len(seqs))
+	for i, seq := range seqs {
+		rings[i] = despikeRing(seq, tol)
+	}
+	return sf.NewPolygon(rings)
+}
+
+func despikeRing(seq sf.Sequence, tol float64) sf.LineString {
+	n := seq.Length() - 1 // the last position repeats the first
+	pts := make([]sf.XY, 0, max(n, 0))
+	for i := range n {
+		pts = append(pts, seq.GetXY(i))
+	}
+	for changed := true; changed && len(pts) > 3; {
+		changed = false
+		for i := range pts {
+			k := len(pts)
+			prev, cur, next := pts[(i+k-1)%k], pts[i], pts[(i+1)%k]
+			if segmentDistance(cur, prev, next) < tol || segmentDistance(next, prev, cur) < tol || segmentDistance(prev, cur, next) < tol {
+				pts = append(pts[:i], pts[i+1:]...)
+				changed = true
+				break
+			}
+		}
+	}
+	if len(pts) < 3 {
+		return sf.NewLineString(seq)
+	}
+	floats := make([]float64, 0, 2*len(pts)+2)
+	for _, xy := range append(pts, pts[0]) {
+		floats = append(floats, xy.X, xy.Y)
+	}
+	return sf.NewLineString(sf.NewSequence(floats, sf.DimXY))
+}
+
+// segmentDistance is the distance from p to the segment ab.
+func segmentDistance(p, a, b sf.XY) float64 {
+	dx, dy := b.X-a.X, b.Y-a.Y
+	l2 := dx*dx + dy*dy
+	if l2 == 0 {
+		return math.Hypot(p.X-a.X, p.Y-a.Y)
+	}
+	t := max(0, min(1, ((p.X-a.X)*dx+(p.Y-a.Y)*dy)/l2))
+	return math.Hypot(p.X-(a.X+t*dx), p.Y-(a.Y+t*dy))
+}
+
+// geometryArg evaluates a spatial operand; ok is false when it is NULL,
+// not a geometry or not a geometry that can be evaluated.
+func (ev evaluator) geometryArg(e Expr) (sf.Geometry, bool) {
+	g, ok := ev.value(e).(geomValue)
+	if !ok {
+		return sf.Geometry{}, false
+	}
+	if g.box != nil {
+		return bboxGeometry(g.box)
+	}
+	return decodeGeometry(g.raw)
+}
+
+// decodeGeometry reads a GeoJSON geometry without validating it, drops Z
+// and checks that it has the shape the algorithms rely on: lines of two
+// distinct positions or more, rings closed around three distinct positions
+// or more. Anything else (self-intersections, holes outside their shell,
+// overlapping members) is evaluated as it is.
+func decodeGeometry(raw json.RawMessage) (g sf.Geometry, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	g, err := sf.UnmarshalGeoJSON(raw, sf.NoValidate{})
+	if err != nil {
+		return sf.Geometry{}, false
+	}
+	g = g.Force2D()
+	return g, usable(g)
+}
+
+// usable reports whether g has the structure described at decodeGeometry.
+func usable(g sf.Geometry) bool {
+	switch g.Type() {
+	case sf.TypePoint, sf.TypeMultiPoint:
+		return true
+	case sf.TypeLineString:
+		return usableLine(g.MustAsLineString())
+	case sf.TypeMultiLineString:
+		m := g.MustAsMultiLineString()
+		for i := range m.NumLineStrings() {
+			if !usableLine(m.LineStringN(i)) {
+				return false
+			}
+		}
+		return true
+	case sf.TypePolygon:
+		return usablePolygon(g.MustAsPolygon())
+	case sf.TypeMultiPolygon:
+		m := g.MustAsMultiPolygon()
+		for i := range m.NumPolygons() {
+			if !usablePolygon(m.PolygonN(i)) {
+				return false
+			}
+		}
+		return true
+	case sf.TypeGeometryCollection:
+		c := g.MustAsGeometryCollection()
+		for i := range c.NumGeometries() {
+			if !usable(c.GeometryN(i)) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// distinctXY counts the distinct positions of seq, up to limit.
+func distinctXY(seq sf.Sequence, limit int) int {
+	seen := make(map[sf.XY]bool, limit)
+	for i := range seq.Length() {
+		seen[seq.GetXY(i)] = true
+		if len(seen) >= limit {
+			break
+		}
+	}
+	return len(seen)
+}
+
+func usableLine(l sf.LineString) bool {
+	seq := l.Coordinates()
+	return seq.Length() == 0 || distinctXY(seq, 2) >= 2
+}
+
+func usablePolygon(p sf.Polygon) bool {
+	for _, seq := range p.Coordinates() {
+		n := seq.Length()
+		if n < 4 || seq.GetXY(0) != seq.GetXY(n-1) || distinctXY(seq, 3) < 3 {
+			return false
+		}
+	}
+	return true
+}
+
+// bboxGeometry turns a BBOX literal into a geometry: a polygon (a line or
+// a point when it has no area), or for a box whose west edge is east of its
+// east edge, one crossing the antimeridian, the multi-polygon of its halves
+// west of 180 and east of -180.
+func bboxGeometry(b *BBox) (sf.Geometry, bool) {
 	n := make([]float64, len(b.Coords))
 	for i, c := range b.Coords {
 		f, err := strconv.ParseFloat(c.Text, 64)
 		if err != nil {
-			return nil, evalError("bbox", "%q is not a number", c.Text)
+			return sf.Geometry{}, false
 		}
 		n[i] = f
 	}
-	w, s, e, nn := n[0], n[1], n[2], n[3]
-	if len(n) == 6 {
-		w, s, e, nn = n[0], n[1], n[3], n[4]
-	}
-	box := func(w, e float64) [][]pt {
-		return [][]pt{{{w, s}, {e, s}, {e, nn}, {w, nn}, {w, s}}}
-	}
-	if w > e {
-		return &shape{polygons: [][][]pt{box(w, 180), box(-180, e)}}, nil
-	}
-	return &shape{polygons: [][][]pt{box(w, e)}}, nil
-}
-
-func (s *shape) addGeoJSON(raw json.RawMessage) error {
-	var g struct {
-		Type        string            `json:"type"`
-		Coordinates json.RawMessage   `json:"coordinates"`
-		Geometries  []json.RawMessage `json:"geometries"`
-	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		return err
-	}
-	var err error
-	switch g.Type {
-	case "Point":
-		var c []float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil && len(c) >= 2 {
-			s.points = append(s.points, pt{c[0], c[1]})
-		}
-	case "MultiPoint":
-		var c [][]float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil {
-			s.points = append(s.points, toPts(c)...)
-		}
-	case "LineString":
-		var c [][]float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil {
-			s.lines = append(s.lines, toPts(c))
-		}
-	case "MultiLineString":
-		var c [][][]float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil {
-			for _, l := range c {
-				s.lines = append(s.lines, toPts(l))
-			}
-		}
-	case "Polygon":
-		var c [][][]float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil {
-			s.polygons = append(s.polygons, toRings(c))
-		}
-	case "MultiPolygon":
-		var c [][][][]float64
-		if err = json.Unmarshal(g.Coordinates, &c); err == nil {
-			for _, p := range c {
-				s.polygons = append(s.polygons, toRings(p))
-			}
-		}
-	case "GeometryCollection":
-		for _, m := range g.Geometries {
-			if err := s.addGeoJSON(m); err != nil {
-				return err
-			}
-		}
+	var w, s, e, north float64
+	switch len(n) {
+	case 4:
+		w, s, e, north = n[0], n[1], n[2], n[3]
+	case 6:
+		w, s, e, north = n[0], n[1], n[3], n[4]
 	default:
-		return fmt.Errorf("unknown geometry type %q", g.Type)
+		return sf.Geometry{}, false
 	}
-	return err
-}
-
-func toPts(c [][]float64) []pt {
-	out := make([]pt, 0, len(c))
-	for _, p := range c {
-		if len(p) >= 2 {
-			out = append(out, pt{p[0], p[1]})
-		}
+	box := func(w, e float64) sf.Geometry {
+		return sf.NewEnvelope(sf.XY{X: w, Y: s}, sf.XY{X: e, Y: north}).AsGeometry()
 	}
-	return out
-}
-
-func toRings(c [][][]float64) [][]pt {
-	out := make([][]pt, len(c))
-	for i, r := range c {
-		out[i] = toPts(r)
+	if w <= e {
+		return box(w, e), true
 	}
-	return out
-}
-
-// intersects reports whether s and o share at least one point, boundaries
-// included.
-func (s *shape) intersects(o *shape) bool {
-	for _, p := range s.points {
-		if o.containsPoint(p) {
-			return true
-		}
+	east, west := box(w, 180), box(-180, e)
+	if east.IsPolygon() && west.IsPolygon() {
+		return sf.NewMultiPolygon([]sf.Polygon{east.MustAsPolygon(), west.MustAsPolygon()}).AsGeometry(), true
 	}
-	for _, p := range o.points {
-		if s.containsPoint(p) {
-			return true
-		}
-	}
-	// Every edge of s against every edge of o finds crossing boundaries
-	// and lines; what is left is one part lying wholly inside a polygon of
-	// the other, which any one of its vertices reveals.
-	sEdges, oEdges := s.edges(), o.edges()
-	for _, a := range sEdges {
-		for _, b := range oEdges {
-			if segmentsIntersect(a[0], a[1], b[0], b[1]) {
-				return true
-			}
-		}
-	}
-	for _, v := range s.vertices() {
-		if o.inPolygons(v) {
-			return true
-		}
-	}
-	for _, v := range o.vertices() {
-		if s.inPolygons(v) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsPoint reports whether p lies on or in any part of s.
-func (s *shape) containsPoint(p pt) bool {
-	for _, q := range s.points {
-		if p == q {
-			return true
-		}
-	}
-	for _, e := range s.edges() {
-		if onSegment(p, e[0], e[1]) {
-			return true
-		}
-	}
-	return s.inPolygons(p)
-}
-
-// edges returns the segments of the lines and of every polygon ring.
-func (s *shape) edges() [][2]pt {
-	var out [][2]pt
-	add := func(l []pt) {
-		for i := 0; i+1 < len(l); i++ {
-			out = append(out, [2]pt{l[i], l[i+1]})
-		}
-	}
-	for _, l := range s.lines {
-		add(l)
-	}
-	for _, p := range s.polygons {
-		for _, r := range p {
-			add(r)
-		}
-	}
-	return out
-}
-
-// vertices returns one vertex of each line and each polygon's outer ring:
-// enough to find a part lying wholly inside another shape.
-func (s *shape) vertices() []pt {
-	var out []pt
-	for _, l := range s.lines {
-		if len(l) > 0 {
-			out = append(out, l[0])
-		}
-	}
-	for _, p := range s.polygons {
-		if len(p) > 0 && len(p[0]) > 0 {
-			out = append(out, p[0][0])
-		}
-	}
-	return out
-}
-
-// inPolygons reports whether p lies in the interior or on the boundary of
-// any polygon of s: inside the outer ring and not strictly inside a hole.
-func (s *shape) inPolygons(p pt) bool {
-	for _, poly := range s.polygons {
-		if len(poly) == 0 || !inRing(p, poly[0]) {
-			continue
-		}
-		inHole := false
-		for _, h := range poly[1:] {
-			if inRing(p, h) && !onRing(p, h) {
-				inHole = true
-				break
-			}
-		}
-		if !inHole {
-			return true
-		}
-	}
-	return false
-}
-
-// inRing is the even-odd test with the boundary counted as inside.
-func inRing(p pt, r []pt) bool {
-	if onRing(p, r) {
-		return true
-	}
-	in := false
-	for i, j := 0, len(r)-1; i < len(r); j, i = i, i+1 {
-		a, b := r[i], r[j]
-		if (a.y > p.y) != (b.y > p.y) && p.x < (b.x-a.x)*(p.y-a.y)/(b.y-a.y)+a.x {
-			in = !in
-		}
-	}
-	return in
-}
-
-func onRing(p pt, r []pt) bool {
-	for i := 0; i+1 < len(r); i++ {
-		if onSegment(p, r[i], r[i+1]) {
-			return true
-		}
-	}
-	return false
-}
-
-// orient is the sign of the cross product (b-a)×(c-a).
-func orient(a, b, c pt) int {
-	v := (b.x-a.x)*(c.y-a.y) - (b.y-a.y)*(c.x-a.x)
-	switch {
-	case v > 0:
-		return 1
-	case v < 0:
-		return -1
-	}
-	return 0
-}
-
-func onSegment(p, a, b pt) bool {
-	return orient(a, b, p) == 0 &&
-		min(a.x, b.x) <= p.x && p.x <= max(a.x, b.x) &&
-		min(a.y, b.y) <= p.y && p.y <= max(a.y, b.y)
-}
-
-// segmentsIntersect reports whether segments ab and cd share a point.
-func segmentsIntersect(a, b, c, d pt) bool {
-	o1, o2 := orient(a, b, c), orient(a, b, d)
-	o3, o4 := orient(c, d, a), orient(c, d, b)
-	if o1*o2 < 0 && o3*o4 < 0 {
-		return true
-	}
-	return onSegment(c, a, b) || onSegment(d, a, b) || onSegment(a, c, d) || onSegment(b, c, d)
+	return sf.NewGeometryCollection([]sf.Geometry{east, west}).AsGeometry(), true
 }

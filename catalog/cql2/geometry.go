@@ -49,16 +49,27 @@ func geoJSONType(name string) (wkt string, depth int, ok bool) {
 }
 
 // isGeoJSON reports whether a JSON object with these keys is a geometry.
-func isGeoJSON(obj map[string]json.RawMessage) bool {
+func isGeoJSON(obj map[string]any) bool {
 	_, ok := obj["type"]
 	return ok
 }
 
-// parseGeoJSON decodes and validates a GeoJSON geometry object; ptr
-// locates it for error messages.
-func parseGeoJSON(obj map[string]json.RawMessage, ptr string) (*geom, error) {
-	var typ string
-	if err := json.Unmarshal(obj["type"], &typ); err != nil {
+// decodeGeoJSONLiteral reads the GeoJSON of a Geometry node.
+func decodeGeoJSONLiteral(raw json.RawMessage) (*geom, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var obj map[string]any
+	if err := d.Decode(&obj); err != nil || obj == nil || !isGeoJSON(obj) {
+		return nil, invalidJSON("", "not a GeoJSON geometry object")
+	}
+	return parseGeoJSON(obj, "")
+}
+
+// parseGeoJSON decodes and validates a GeoJSON geometry object (numbers
+// as json.Number); ptr locates it for error messages.
+func parseGeoJSON(obj map[string]any, ptr string) (*geom, error) {
+	typ, ok := obj["type"].(string)
+	if !ok {
 		return nil, invalidJSON(ptr+"/type", "geometry type must be a string")
 	}
 	_, depth, ok := geoJSONType(typ)
@@ -71,14 +82,14 @@ func parseGeoJSON(obj map[string]json.RawMessage, ptr string) (*geom, error) {
 		if !ok {
 			return nil, invalidJSON(ptr, "GeometryCollection needs \"geometries\"")
 		}
-		var members []json.RawMessage
-		if err := json.Unmarshal(raw, &members); err != nil {
+		members, ok := raw.([]any)
+		if !ok {
 			return nil, invalidJSON(ptr+"/geometries", "\"geometries\" must be an array")
 		}
 		for i, m := range members {
 			p := ptr + "/geometries/" + strconv.Itoa(i)
-			var o map[string]json.RawMessage
-			if err := json.Unmarshal(m, &o); err != nil || !isGeoJSON(o) {
+			o, ok := m.(map[string]any)
+			if !ok || !isGeoJSON(o) {
 				return nil, invalidJSON(p, "a geometry collection member must be a geometry object")
 			}
 			sub, err := parseGeoJSON(o, p)
@@ -89,6 +100,9 @@ func parseGeoJSON(obj map[string]json.RawMessage, ptr string) (*geom, error) {
 				return nil, invalidJSON(p, "nested geometry collections are not supported")
 			}
 			g.geoms = append(g.geoms, sub)
+		}
+		if len(g.geoms) == 0 {
+			return nil, invalidJSON(ptr+"/geometries", "a geometry collection needs at least one member")
 		}
 		return g, nil
 	}
@@ -107,22 +121,23 @@ func parseGeoJSON(obj map[string]json.RawMessage, ptr string) (*geom, error) {
 	return g, nil
 }
 
-func parseCoords(raw json.RawMessage, depth int, ptr string) (nested, error) {
+func parseCoords(v any, depth int, ptr string) (nested, error) {
+	items, ok := v.([]any)
 	if depth == 0 {
-		var nums []json.Number
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&nums); err != nil || len(nums) < 2 || len(nums) > 3 {
+		if !ok || len(items) < 2 || len(items) > 3 {
 			return nested{}, invalidJSON(ptr, "a position must be an array of 2 or 3 numbers")
 		}
-		pos := make([]string, len(nums))
-		for i, n := range nums {
-			pos[i] = n.String()
+		pos := make([]string, len(items))
+		for i, it := range items {
+			n, ok := it.(json.Number)
+			if !ok {
+				return nested{}, invalidJSON(ptr, "a position must be an array of 2 or 3 numbers")
+			}
+			pos[i] = string(n)
 		}
 		return nested{pos: pos}, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	if !ok {
 		return nested{}, invalidJSON(ptr, "coordinates must be an array")
 	}
 	n := nested{kids: make([]nested, 0, len(items))}

@@ -15,68 +15,115 @@ func invalidJSON(ptr, format string, args ...any) error {
 	return catalog.Invalid(ptr, format, args...)
 }
 
+// maxJSONNesting bounds the nesting of arrays and objects in a CQL2-JSON
+// filter: each level of expression takes two ({"op": …, "args": […]}) and
+// a geometry literal up to seven more ({"geometries": [{"coordinates":
+// [[[[…]]]]}]}), so that any filter within MaxDepth fits.
+const maxJSONNesting = 2*MaxDepth + 8
+
 // ParseJSON parses a CQL2-JSON filter. Errors are EINVALID with a JSON
-// pointer to the offending member.
+// pointer to the offending member. A filter whose expressions nest deeper
+// than MaxDepth is rejected, and so, before it is decoded, is one whose
+// arrays and objects nest deeper than that filter could.
 func ParseJSON(raw []byte) (Expr, error) {
-	if !json.Valid(raw) {
-		return nil, &catalog.Error{Code: catalog.EINVALID, Message: "filter is not valid JSON", Pointer: ""}
+	if jsonNestingExceeds(raw, maxJSONNesting) {
+		return nil, invalidJSON("", "filter nests arrays and objects more than %d deep", maxJSONNesting)
 	}
-	return parseJSONValue(bytes.TrimSpace(raw), "")
+	if !json.Valid(raw) {
+		return nil, invalidJSON("", "filter is not valid JSON")
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, invalidJSON("", "filter is not valid JSON")
+	}
+	return parseJSONValue(v, "", 1)
 }
 
-func parseJSONValue(raw json.RawMessage, ptr string) (Expr, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return nil, invalidJSON(ptr, "missing value")
+// jsonNestingExceeds reports whether the arrays and objects of raw nest
+// deeper than limit, counting brackets outside strings. It reads raw once
+// and keeps no stack, so that a hostile input is turned away before a
+// recursive decoder sees it.
+func jsonNestingExceeds(raw []byte, limit int) bool {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
 	}
-	switch c := raw[0]; {
-	case c == '{':
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &obj); err != nil {
-			return nil, invalidJSON(ptr, "malformed object")
-		}
-		return parseJSONObject(obj, ptr)
-	case c == '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, invalidJSON(ptr, "malformed array")
-		}
-		a := &Array{Elems: make([]Expr, 0, len(items))}
-		for i, it := range items {
-			e, err := parseJSONValue(it, ptr+"/"+strconv.Itoa(i))
+	return false
+}
+
+// tooDeepJSON is the error of an expression nested deeper than MaxDepth.
+func tooDeepJSON(ptr string) error {
+	return invalidJSON(ptr, "filter is nested deeper than %d levels", MaxDepth)
+}
+
+// parseJSONValue converts a decoded JSON value (numbers as json.Number) at
+// nesting level depth into an expression.
+func parseJSONValue(v any, ptr string, depth int) (Expr, error) {
+	if depth > MaxDepth {
+		return nil, tooDeepJSON(ptr)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return parseJSONObject(x, ptr, depth)
+	case []any:
+		a := &Array{Elems: make([]Expr, 0, len(x))}
+		for i, it := range x {
+			e, err := parseJSONValue(it, ptr+"/"+strconv.Itoa(i), depth+1)
 			if err != nil {
 				return nil, err
 			}
 			a.Elems = append(a.Elems, e)
 		}
 		return a, nil
-	case c == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalidJSON(ptr, "malformed string")
-		}
-		return &String{Value: s}, nil
-	case c == 't' || c == 'f':
-		return &Bool{Value: c == 't'}, nil
-	case c == 'n':
+	case string:
+		return &String{Value: x}, nil
+	case bool:
+		return &Bool{Value: x}, nil
+	case json.Number:
+		return &Number{Text: string(x)}, nil
+	case nil:
 		return nil, invalidJSON(ptr, "null is not a CQL2 value")
-	default:
-		return &Number{Text: string(raw)}, nil
 	}
+	return nil, invalidJSON(ptr, "unexpected JSON value")
 }
 
-func parseJSONObject(obj map[string]json.RawMessage, ptr string) (Expr, error) {
+func parseJSONObject(obj map[string]any, ptr string, depth int) (Expr, error) {
+	has := func(key string) bool {
+		_, ok := obj[key]
+		return ok
+	}
 	str := func(key string) (string, error) {
-		var s string
-		if err := json.Unmarshal(obj[key], &s); err != nil {
+		s, ok := obj[key].(string)
+		if !ok {
 			return "", invalidJSON(ptr+"/"+key, "%q must be a string", key)
 		}
 		return s, nil
 	}
 	switch {
-	case obj["op"] != nil:
-		return parseJSONOp(obj, ptr)
-	case obj["property"] != nil:
+	case has("op"):
+		return parseJSONOp(obj, ptr, depth)
+	case has("property"):
 		name, err := str("property")
 		if err != nil {
 			return nil, err
@@ -85,7 +132,7 @@ func parseJSONObject(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 			return nil, invalidJSON(ptr+"/property", "property name is empty")
 		}
 		return &Property{Name: name}, nil
-	case obj["timestamp"] != nil:
+	case has("timestamp"):
 		s, err := str("timestamp")
 		if err != nil {
 			return nil, err
@@ -94,7 +141,7 @@ func parseJSONObject(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 			return nil, invalidJSON(ptr+"/timestamp", "%q is not a UTC timestamp (YYYY-MM-DDThh:mm:ss[.f]Z)", s)
 		}
 		return &Timestamp{Value: s}, nil
-	case obj["date"] != nil:
+	case has("date"):
 		s, err := str("date")
 		if err != nil {
 			return nil, err
@@ -103,15 +150,15 @@ func parseJSONObject(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 			return nil, invalidJSON(ptr+"/date", "%q is not a date (YYYY-MM-DD)", s)
 		}
 		return &Date{Value: s}, nil
-	case obj["interval"] != nil:
-		var items []json.RawMessage
-		if err := json.Unmarshal(obj["interval"], &items); err != nil || len(items) != 2 {
+	case has("interval"):
+		items, ok := obj["interval"].([]any)
+		if !ok || len(items) != 2 {
 			return nil, invalidJSON(ptr+"/interval", "\"interval\" must be an array of two instants")
 		}
 		var bounds [2]Expr
 		for i, it := range items {
 			p := ptr + "/interval/" + strconv.Itoa(i)
-			e, err := parseJSONValue(it, p)
+			e, err := parseJSONValue(it, p, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -127,37 +174,39 @@ func parseJSONObject(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 			return nil, err
 		}
 		return &Geometry{GeoJSON: g.geoJSON()}, nil
-	case obj["bbox"] != nil:
-		var nums []json.Number
-		d := json.NewDecoder(bytes.NewReader(obj["bbox"]))
-		d.UseNumber()
-		if err := d.Decode(&nums); err != nil || (len(nums) != 4 && len(nums) != 6) {
+	case has("bbox"):
+		items, ok := obj["bbox"].([]any)
+		if !ok || (len(items) != 4 && len(items) != 6) {
 			return nil, invalidJSON(ptr+"/bbox", "\"bbox\" must be an array of 4 or 6 numbers")
 		}
 		b := &BBox{}
-		for _, n := range nums {
-			b.Coords = append(b.Coords, Number{Text: n.String()})
+		for _, it := range items {
+			n, ok := it.(json.Number)
+			if !ok {
+				return nil, invalidJSON(ptr+"/bbox", "\"bbox\" must be an array of 4 or 6 numbers")
+			}
+			b.Coords = append(b.Coords, Number{Text: string(n)})
 		}
 		return b, nil
 	}
 	return nil, invalidJSON(ptr, "unrecognised object: expected op, property, timestamp, date, interval, bbox or a GeoJSON geometry")
 }
 
-func parseJSONOp(obj map[string]json.RawMessage, ptr string) (Expr, error) {
-	var name string
-	if err := json.Unmarshal(obj["op"], &name); err != nil {
+func parseJSONOp(obj map[string]any, ptr string, depth int) (Expr, error) {
+	name, ok := obj["op"].(string)
+	if !ok {
 		return nil, invalidJSON(ptr+"/op", "\"op\" must be a string")
 	}
 	canon, std := canonicalOp(name)
-	if !std && !isIdentifier(name) {
+	if !std && (!isIdentifier(name) || textLiteralKeyword(name)) {
 		return nil, invalidJSON(ptr+"/op", "unknown operator %q", name)
 	}
 	rawArgs, ok := obj["args"]
 	if !ok {
 		return nil, invalidJSON(ptr, "operator %q needs \"args\"", name)
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(rawArgs, &items); err != nil {
+	items, ok := rawArgs.([]any)
+	if !ok {
 		return nil, invalidJSON(ptr+"/args", "\"args\" must be an array")
 	}
 	if msg := checkArity(canon, len(items)); msg != "" {
@@ -165,7 +214,7 @@ func parseJSONOp(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 	}
 	op := &Op{Name: canon, Args: make([]Expr, 0, len(items))}
 	for i, it := range items {
-		e, err := parseJSONValue(it, ptr+"/args/"+strconv.Itoa(i))
+		e, err := parseJSONValue(it, ptr+"/args/"+strconv.Itoa(i), depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -177,6 +226,21 @@ func parseJSONOp(obj map[string]json.RawMessage, ptr string) (Expr, error) {
 		}
 	}
 	return op, nil
+}
+
+// textLiteralKeyword reports whether name, followed by a parenthesis,
+// starts a literal in CQL2-Text (a geometry, BBOX, DATE, TIMESTAMP or
+// INTERVAL), so that it cannot name a function.
+func textLiteralKeyword(name string) bool {
+	up := strings.ToUpper(name)
+	if _, ok := geomTypes[up]; ok {
+		return true
+	}
+	switch up {
+	case "BBOX", "DATE", "TIMESTAMP", "INTERVAL":
+		return true
+	}
+	return false
 }
 
 // checkIntervalBound returns a message when e cannot be an interval end.

@@ -62,6 +62,15 @@ func isIdentifier(s string) bool {
 
 // lex splits a CQL2-Text filter into tokens, ending with one tEOF token.
 func lex(src string) ([]token, error) {
+	if !utf8.ValidString(src) {
+		for i, r := range src {
+			if r == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(src[i:]); size == 1 {
+					return nil, invalidText(i, "filter is not valid UTF-8")
+				}
+			}
+		}
+	}
 	var toks []token
 	i := 0
 	for i < len(src) {
@@ -168,8 +177,26 @@ func lexNumber(src string, i int) (string, int) {
 	}
 	text := src[i:j]
 	if !json.Valid([]byte(text)) {
-		f, _ := strconv.ParseFloat(text, 64)
-		text = strconv.FormatFloat(f, 'g', -1, 64)
+		text = jsonNumber(text)
 	}
 	return text, j
+}
+
+// jsonNumber rewrites an unsigned number that JSON does not accept (".5",
+// "5.", "007") into one it does, keeping its digits: leading zeros of the
+// integer part go, an empty integer part becomes 0, an empty fraction goes.
+func jsonNumber(text string) string {
+	mantissa, exp := text, ""
+	if k := strings.IndexAny(text, "eE"); k >= 0 {
+		mantissa, exp = text[:k], text[k:]
+	}
+	whole, frac, _ := strings.Cut(mantissa, ".")
+	whole = strings.TrimLeft(whole, "0")
+	if whole == "" {
+		whole = "0"
+	}
+	if frac != "" {
+		whole += "." + frac
+	}
+	return whole + exp
 }

@@ -1,7 +1,6 @@
 package cql2
 
 import (
-	"encoding/json"
 	"strings"
 )
 
@@ -9,8 +8,12 @@ import (
 // property double-quoted, arithmetic fully parenthesised, and parentheses
 // around nested AND/OR groups and around boolean operands of predicates.
 // ParseText(PrintText(e)) gives back e for any e the parsers produce, except
-// that a one-element array outside IN and A_* cannot be told apart from a
-// parenthesised expression.
+// what CQL2-Text cannot say: a one-element array outside IN and A_*
+// cannot be told apart from a parenthesised expression, a property name
+// cannot hold a double quote, and a string cannot hold a backslash right
+// before a quote or at its end (a backslash-quote is an escaped quote). A
+// filter near MaxDepth may also need more levels of parentheses in text
+// than MaxDepth allows.
 func PrintText(e Expr) string {
 	var b strings.Builder
 	writeText(&b, e)
@@ -77,12 +80,9 @@ func writeText(b *strings.Builder, e Expr) {
 	case *Property:
 		b.WriteString(`"` + v.Name + `"`)
 	case *Geometry:
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(v.GeoJSON, &obj); err == nil {
-			if g, err := parseGeoJSON(obj, ""); err == nil {
-				b.WriteString(g.wkt())
-				return
-			}
+		if g, err := decodeGeoJSONLiteral(v.GeoJSON); err == nil {
+			b.WriteString(g.wkt())
+			return
 		}
 		// Not valid GeoJSON: only a hand-built AST can get here. Write
 		// something ParseText rejects rather than a different geometry.
@@ -166,13 +166,31 @@ func writeOpText(b *strings.Builder, o *Op) {
 		b.WriteByte(')')
 	default:
 		// casei, accenti, s_*, t_*, a_* and custom functions.
-		if _, std := opArity(o.Name); std {
+		_, std := opArity(o.Name)
+		if std {
 			b.WriteString(strings.ToUpper(o.Name))
 		} else {
 			b.WriteString(o.Name)
 		}
 		b.WriteByte('(')
-		writeList(b, args)
+		if std && strings.HasPrefix(o.Name, "a_") {
+			// An argument of A_* that is one parenthesised group reads as
+			// an array, so arithmetic goes without its outer parentheses.
+			for i, a := range args {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				if x, ok := a.(*Op); ok && arithOps[x.Name] && len(x.Args) == 2 {
+					writeOperand(b, x.Args[0])
+					b.WriteString(" " + x.Name + " ")
+					writeOperand(b, x.Args[1])
+				} else {
+					writeText(b, a)
+				}
+			}
+		} else {
+			writeList(b, args)
+		}
 		b.WriteByte(')')
 	}
 }

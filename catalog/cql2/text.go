@@ -5,13 +5,20 @@ import (
 )
 
 // ParseText parses a CQL2-Text filter. Keywords are case-insensitive.
-// Errors are EINVALID with Pointer "filter:<byte offset>".
+// Errors are EINVALID with Pointer "filter:<byte offset>". A filter that
+// nests parentheses, function calls, arrays and NOTs deeper than MaxDepth,
+// or whose expressions nest deeper than MaxDepth, is rejected.
 func ParseText(src string) (Expr, error) {
+	// A coarse bound first, counting every parenthesis, those of
+	// literals (WKT, BBOX, DATE) too; the parser counts exactly.
+	if pos := parenNestingExceeds(src, MaxDepth+8); pos >= 0 {
+		return nil, invalidText(pos, "filter is nested deeper than %d levels", MaxDepth)
+	}
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, pos: map[Expr]int{}}
 	if p.peek().kind == tEOF {
 		return nil, invalidText(0, "filter is empty")
 	}
@@ -22,13 +29,68 @@ func ParseText(src string) (Expr, error) {
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.unexpected(t)
 	}
+	// Chains of infix operators nest the AST without nesting the parser,
+	// so the depth of the result is measured on its own.
+	if deep, _ := tooDeep(e); deep != nil {
+		return nil, invalidText(p.pos[deep], "filter is nested deeper than %d levels", MaxDepth)
+	}
+	rememberPositions(p.pos)
 	return e, nil
 }
 
-type parser struct {
-	toks []token
-	i    int
+// parenNestingExceeds returns the offset of the first parenthesis of src
+// that opens a level deeper than limit, or -1. It skips quoted strings and
+// identifiers as the lexer reads them, and keeps no stack, so that a
+// hostile filter is turned away before it is split into tokens.
+func parenNestingExceeds(src string, limit int) int {
+	depth := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '\'':
+			// A doubled quote and a backslash-escaped quote stand for one.
+			for i++; i < len(src); i++ {
+				if (src[i] == '\'' || src[i] == '\\') && i+1 < len(src) && src[i+1] == '\'' {
+					i++
+				} else if src[i] == '\'' {
+					break
+				}
+			}
+		case '"':
+			for i++; i < len(src) && src[i] != '"'; i++ {
+			}
+		case '(':
+			if depth++; depth > limit {
+				return i
+			}
+		case ')':
+			depth--
+		}
+	}
+	return -1
 }
+
+type parser struct {
+	toks  []token
+	i     int
+	depth int          // open parentheses, calls, arrays and NOTs
+	pos   map[Expr]int // where each node was found
+}
+
+// at records that e was found at byte offset pos and returns it.
+func at[T Expr](p *parser, e T, pos int) T {
+	p.pos[e] = pos
+	return e
+}
+
+// enter opens a level of nesting at token t; leave closes it.
+func (p *parser) enter(t token) error {
+	if p.depth++; p.depth > MaxDepth {
+		return invalidText(t.pos, "filter is nested deeper than %d levels", MaxDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func (p *parser) peek() token { return p.toks[p.i] }
 
@@ -112,6 +174,7 @@ func (p *parser) parseChain(kw, op string, sub func() (Expr, error)) (Expr, erro
 		return nil, err
 	}
 	args := []Expr{first}
+	pos := p.peek().pos
 	for p.acceptKeyword(kw) {
 		e, err := sub()
 		if err != nil {
@@ -122,21 +185,27 @@ func (p *parser) parseChain(kw, op string, sub func() (Expr, error)) (Expr, erro
 	if len(args) == 1 {
 		return first, nil
 	}
-	return &Op{Name: op, Args: args}, nil
+	return at(p, &Op{Name: op, Args: args}, pos), nil
 }
 
 func (p *parser) parseNot() (Expr, error) {
-	if p.acceptKeyword("NOT") {
+	if t := p.peek(); p.acceptKeyword("NOT") {
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
 		e, err := p.parseNot()
+		p.leave()
 		if err != nil {
 			return nil, err
 		}
-		return not(e), nil
+		return p.not(e, t.pos), nil
 	}
 	return p.parsePredicate()
 }
 
-func not(e Expr) Expr { return &Op{Name: "not", Args: []Expr{e}} }
+func (p *parser) not(e Expr, pos int) Expr {
+	return at(p, &Op{Name: "not", Args: []Expr{e}}, pos)
+}
 
 var comparisons = map[string]bool{"=": true, "<>": true, "<": true, "<=": true, ">": true, ">=": true}
 
@@ -154,9 +223,10 @@ func (p *parser) parsePredicate() (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Op{Name: t.text, Args: []Expr{left, right}}, nil
+		return at(p, &Op{Name: t.text, Args: []Expr{left, right}}, t.pos), nil
 	}
 	negate := false
+	notPos := t.pos
 	if isKeyword(t, "NOT") {
 		if n := p.peekAt(1); isKeyword(n, "LIKE") || isKeyword(n, "BETWEEN") || isKeyword(n, "IN") {
 			p.next()
@@ -165,17 +235,18 @@ func (p *parser) parsePredicate() (Expr, error) {
 	}
 	wrap := func(e Expr) Expr {
 		if negate {
-			return not(e)
+			return p.not(e, notPos)
 		}
 		return e
 	}
+	kw := p.peek()
 	switch {
 	case p.acceptKeyword("LIKE"):
 		pattern, err := p.parseArith()
 		if err != nil {
 			return nil, err
 		}
-		return wrap(&Op{Name: "like", Args: []Expr{left, pattern}}), nil
+		return wrap(at(p, &Op{Name: "like", Args: []Expr{left, pattern}}, kw.pos)), nil
 	case p.acceptKeyword("BETWEEN"):
 		lo, err := p.parseArith()
 		if err != nil {
@@ -189,7 +260,7 @@ func (p *parser) parsePredicate() (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return wrap(&Op{Name: "between", Args: []Expr{left, lo, hi}}), nil
+		return wrap(at(p, &Op{Name: "between", Args: []Expr{left, lo, hi}}, kw.pos)), nil
 	case p.acceptKeyword("IN"):
 		if !isPunct(p.peek(), "(") {
 			t := p.peek()
@@ -199,16 +270,17 @@ func (p *parser) parsePredicate() (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return wrap(&Op{Name: "in", Args: []Expr{left, list}}), nil
+		return wrap(at(p, &Op{Name: "in", Args: []Expr{left, list}}, kw.pos)), nil
 	case p.acceptKeyword("IS"):
+		notTok := p.peek()
 		neg := p.acceptKeyword("NOT")
 		if !p.acceptKeyword("NULL") {
 			t := p.peek()
 			return nil, invalidText(t.pos, "expected NULL after IS but found %s", describe(t))
 		}
-		e := Expr(&Op{Name: "isNull", Args: []Expr{left}})
+		e := Expr(at(p, &Op{Name: "isNull", Args: []Expr{left}}, kw.pos))
 		if neg {
-			e = not(e)
+			e = p.not(e, notTok.pos)
 		}
 		return e, nil
 	}
@@ -229,7 +301,7 @@ func (p *parser) parseBinary(sub func() (Expr, error), ops ...string) (Expr, err
 	if err != nil {
 		return nil, err
 	}
-	for {
+	for chain := 0; ; chain++ {
 		t := p.peek()
 		name := ""
 		for _, o := range ops {
@@ -240,12 +312,16 @@ func (p *parser) parseBinary(sub func() (Expr, error), ops ...string) (Expr, err
 		if name == "" {
 			return left, nil
 		}
+		if chain >= MaxDepth {
+			// Each operator of a chain nests the ones before it.
+			return nil, invalidText(t.pos, "filter is nested deeper than %d levels", MaxDepth)
+		}
 		p.next()
 		right, err := sub()
 		if err != nil {
 			return nil, err
 		}
-		left = &Op{Name: name, Args: []Expr{left, right}}
+		left = at(p, &Op{Name: name, Args: []Expr{left, right}}, t.pos)
 	}
 }
 
@@ -256,6 +332,7 @@ func (p *parser) parsePower() (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	t := p.peek()
 	if !p.acceptPunct("^") {
 		return base, nil
 	}
@@ -263,7 +340,7 @@ func (p *parser) parsePower() (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Op{Name: "^", Args: []Expr{base, exp}}, nil
+	return at(p, &Op{Name: "^", Args: []Expr{base, exp}}, t.pos), nil
 }
 
 // parseUnary handles a leading sign. A signed number stays one literal;
@@ -278,9 +355,9 @@ func (p *parser) parseUnary() (Expr, error) {
 	if n := p.peek(); n.kind == tNumber {
 		p.next()
 		if t.text == "-" {
-			return &Number{Text: "-" + n.text}, nil
+			return at(p, &Number{Text: "-" + n.text}, t.pos), nil
 		}
-		return &Number{Text: n.text}, nil
+		return at(p, &Number{Text: n.text}, t.pos), nil
 	}
 	e, err := p.parsePrimary()
 	if err != nil {
@@ -289,7 +366,7 @@ func (p *parser) parseUnary() (Expr, error) {
 	if t.text == "+" {
 		return e, nil
 	}
-	return &Op{Name: "*", Args: []Expr{&Number{Text: "-1"}, e}}, nil
+	return at(p, &Op{Name: "*", Args: []Expr{at(p, &Number{Text: "-1"}, t.pos), e}}, t.pos), nil
 }
 
 func (p *parser) parsePrimary() (Expr, error) {
@@ -297,13 +374,13 @@ func (p *parser) parsePrimary() (Expr, error) {
 	switch t.kind {
 	case tNumber:
 		p.next()
-		return &Number{Text: t.text}, nil
+		return at(p, &Number{Text: t.text}, t.pos), nil
 	case tString:
 		p.next()
-		return &String{Value: t.text}, nil
+		return at(p, &String{Value: t.text}, t.pos), nil
 	case tQuoted:
 		p.next()
-		return &Property{Name: t.text}, nil
+		return at(p, &Property{Name: t.text}, t.pos), nil
 	case tPunct:
 		if t.text == "(" {
 			return p.parseParen()
@@ -318,18 +395,21 @@ func (p *parser) parsePrimary() (Expr, error) {
 // parseParen reads "(" … ")": a parenthesised expression, or an array
 // when it is empty or holds a comma.
 func (p *parser) parseParen() (Expr, error) {
-	start := p.i
-	p.next()
+	open := p.next()
+	if err := p.enter(open); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	if p.acceptPunct(")") {
-		return &Array{Elems: []Expr{}}, nil
+		return at(p, &Array{Elems: []Expr{}}, open.pos), nil
 	}
 	e, err := p.parseOr()
 	if err != nil {
 		return nil, err
 	}
 	if isPunct(p.peek(), ",") {
-		p.i = start
-		return p.parseArray()
+		// An array: its first element is read already.
+		return p.arrayRest(at(p, &Array{Elems: []Expr{e}}, open.pos))
 	}
 	if err := p.expectPunct(")"); err != nil {
 		return nil, err
@@ -339,25 +419,40 @@ func (p *parser) parseParen() (Expr, error) {
 
 // parseArray reads "(" [element {"," element}] ")" as an array literal.
 func (p *parser) parseArray() (Expr, error) {
+	open := p.peek()
 	if err := p.expectPunct("("); err != nil {
 		return nil, err
 	}
-	a := &Array{Elems: []Expr{}}
+	if err := p.enter(open); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	a := at(p, &Array{Elems: []Expr{}}, open.pos)
 	if p.acceptPunct(")") {
 		return a, nil
 	}
+	e, err := p.parseOr()
+	if err != nil {
+		return nil, err
+	}
+	a.Elems = append(a.Elems, e)
+	return p.arrayRest(a)
+}
+
+// arrayRest reads the elements of a after its first: {"," element} ")".
+func (p *parser) arrayRest(a *Array) (Expr, error) {
 	for {
-		e, err := p.parseOr()
-		if err != nil {
-			return nil, err
-		}
-		a.Elems = append(a.Elems, e)
 		if p.acceptPunct(")") {
 			return a, nil
 		}
 		if err := p.expectPunct(","); err != nil {
 			return nil, err
 		}
+		e, err := p.parseOr()
+		if err != nil {
+			return nil, err
+		}
+		a.Elems = append(a.Elems, e)
 	}
 }
 
@@ -367,7 +462,7 @@ func (p *parser) parseIdent() (Expr, error) {
 	call := isPunct(p.peek(), "(")
 	switch {
 	case up == "TRUE" || up == "FALSE":
-		return &Bool{Value: up == "TRUE"}, nil
+		return at(p, &Bool{Value: up == "TRUE"}, t.pos), nil
 	case reserved[up]:
 		return nil, p.unexpected(t)
 	}
@@ -376,14 +471,18 @@ func (p *parser) parseIdent() (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Geometry{GeoJSON: g.geoJSON()}, nil
+		return at(p, &Geometry{GeoJSON: g.geoJSON()}, t.pos), nil
 	}
 	if !call {
-		return &Property{Name: t.text}, nil
+		return at(p, &Property{Name: t.text}, t.pos), nil
 	}
 	switch up {
 	case "BBOX":
-		return p.parseBBox()
+		b, err := p.parseBBox()
+		if err != nil {
+			return nil, err
+		}
+		return at(p, b, t.pos), nil
 	case "DATE", "TIMESTAMP":
 		p.next()
 		s := p.peek()
@@ -398,24 +497,38 @@ func (p *parser) parseIdent() (Expr, error) {
 			if !isDate(s.text) {
 				return nil, invalidText(s.pos, "%q is not a date (YYYY-MM-DD)", s.text)
 			}
-			return &Date{Value: s.text}, nil
+			return at(p, &Date{Value: s.text}, t.pos), nil
 		}
 		if !isTimestamp(s.text) {
 			return nil, invalidText(s.pos, "%q is not a UTC timestamp (YYYY-MM-DDThh:mm:ss[.f]Z)", s.text)
 		}
-		return &Timestamp{Value: s.text}, nil
+		return at(p, &Timestamp{Value: s.text}, t.pos), nil
 	case "INTERVAL":
-		return p.parseInterval()
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+		iv, err := p.parseInterval()
+		if err != nil {
+			return nil, err
+		}
+		return at(p, iv, t.pos), nil
 	}
 	name, std := canonicalOp(t.text)
+	if err := p.enter(t); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	p.next() // "("
-	op := &Op{Name: name, Args: []Expr{}}
-	isArrayOp := strings.HasPrefix(name, "a_")
+	op := at(p, &Op{Name: name, Args: []Expr{}}, t.pos)
+	isArrayOp := std && strings.HasPrefix(name, "a_")
 	if !p.acceptPunct(")") {
 		for {
 			var e Expr
 			var err error
-			if isArrayOp && isPunct(p.peek(), "(") {
+			if isArrayOp && p.wholeGroup() {
+				// An argument of A_* that is one parenthesised group is
+				// an array, even of one element: A_CONTAINS(a, ('x')).
 				e, err = p.parseArray()
 			} else {
 				e, err = p.parseOr()
@@ -440,7 +553,31 @@ func (p *parser) parseIdent() (Expr, error) {
 	return op, nil
 }
 
-func (p *parser) parseInterval() (Expr, error) {
+// wholeGroup reports whether the next token opens a parenthesised group
+// that its closing parenthesis ends, as an argument: the token after the
+// group is "," or ")".
+func (p *parser) wholeGroup() bool {
+	if !isPunct(p.peek(), "(") {
+		return false
+	}
+	depth := 0
+	for i := p.i; i < len(p.toks); i++ {
+		switch t := p.toks[i]; {
+		case isPunct(t, "("):
+			depth++
+		case isPunct(t, ")"):
+			if depth--; depth == 0 {
+				next := p.toks[min(i+1, len(p.toks)-1)]
+				return isPunct(next, ",") || isPunct(next, ")")
+			}
+		case t.kind == tEOF:
+			return true
+		}
+	}
+	return true
+}
+
+func (p *parser) parseInterval() (*Interval, error) {
 	p.next() // "("
 	var bounds [2]Expr
 	for i := range bounds {
@@ -482,7 +619,7 @@ func (p *parser) signedNumber() (string, error) {
 	return sign + t.text, nil
 }
 
-func (p *parser) parseBBox() (Expr, error) {
+func (p *parser) parseBBox() (*BBox, error) {
 	open := p.next()
 	b := &BBox{}
 	for {

@@ -215,6 +215,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		RateLimit:          openapi.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
 		CollectionCreators: cfg.CollectionGroup,
 		PrivateMetrics:     cfg.PrivateMetrics,
+		CountBudget:        countBudget(cfg.CountBudget),
 	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
@@ -270,4 +271,12 @@ func displayURL(a net.Addr) string {
 		host = "[" + host + "]"
 	}
 	return "http://" + host + ":" + port
+}
+
+// countBudget maps the server setting (0: off) to the API's (negative: off).
+func countBudget(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/ory/ladon"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/catalog/search"
 )
 
 // Resource names of the catalog in policies.
@@ -76,16 +77,63 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 		return nil, nil
 	}
 	f := &catalog.ReadFilter{User: c.User}
-	if a == nil || a.Manager == nil {
-		return f, nil
-	}
-	x, err := a.Manager.current(ctx)
+	const kind = "collections:"
+	err := a.readGrants(ctx, c, func(r string) {
+		prefix, isPattern := literalPrefix(r)
+		switch {
+		case !isPattern:
+			if id, ok := strings.CutPrefix(r, kind); ok {
+				f.IDs = append(f.IDs, id)
+			}
+		case r != prefix+"<.*>":
+			// Other patterns are not read grants (checkReadForm).
+		case strings.HasPrefix(prefix, kind):
+			f.Prefixes = append(f.Prefixes, prefix[len(kind):])
+		case strings.HasPrefix(kind, prefix):
+			f.Prefixes = append(f.Prefixes, "")
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
+	return f, nil
+}
+
+// ReadableItems returns the items granted to c for reading one by one
+// (allow policies without conditions on items:<collection>/<id>).
+// Codes: EFORBIDDEN (the token's scopes exclude read).
+func (a *Authorizer) ReadableItems(ctx context.Context, c *Caller) ([]search.ItemRef, error) {
+	if !c.InScope(ActionRead) {
+		return nil, catalog.Errorf(catalog.EFORBIDDEN, "this token's scopes do not allow reading")
+	}
+	var out []search.ItemRef
+	err := a.readGrants(ctx, c, func(r string) {
+		if _, isPattern := literalPrefix(r); isPattern {
+			return
+		}
+		rest, ok := strings.CutPrefix(r, "items:")
+		if !ok {
+			return
+		}
+		if coll, id, ok := strings.Cut(rest, "/"); ok && coll != "" && id != "" {
+			out = append(out, search.ItemRef{Collection: coll, ID: id})
+		}
+	})
+	return out, err
+}
+
+// readGrants calls fn with each resource of the live allow policies
+// without conditions that grant c read, once per policy.
+func (a *Authorizer) readGrants(ctx context.Context, c *Caller, fn func(resource string)) error {
+	if a == nil || a.Manager == nil {
+		return nil
+	}
+	x, err := a.Manager.current(ctx)
+	if err != nil {
+		return err
+	}
 	var m matcher
 	now := a.Manager.now()
-	const kind = "collections:"
 	seen := map[*entry]bool{}
 	visit := func(e *entry) {
 		if seen[e] || !e.p.AllowAccess() || len(e.p.Conditions) > 0 || !e.live(now) {
@@ -96,19 +144,7 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 			return
 		}
 		for _, r := range e.p.Resources {
-			prefix, isPattern := literalPrefix(r)
-			switch {
-			case !isPattern:
-				if id, ok := strings.CutPrefix(r, kind); ok {
-					f.IDs = append(f.IDs, id)
-				}
-			case r != prefix+"<.*>":
-				// Other patterns are not read grants (checkReadForm).
-			case strings.HasPrefix(prefix, kind):
-				f.Prefixes = append(f.Prefixes, prefix[len(kind):])
-			case strings.HasPrefix(kind, prefix):
-				f.Prefixes = append(f.Prefixes, "")
-			}
+			fn(r)
 		}
 	}
 	for _, s := range c.Subjects() {
@@ -127,5 +163,5 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 			}
 		}
 	}
-	return f, nil
+	return nil
 }

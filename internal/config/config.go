@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -31,10 +32,13 @@ type Server struct {
 	CollectionGroup  string
 	QuotaStored      ByteSize
 	PrivateMetrics   bool
-	OIDCIssuer       string
-	OIDCAudience     string
-	OIDCUserClaim    string
-	OIDCGroupsClaim  string
+	// CountBudget bounds the time a search spends counting its matches;
+	// 0 turns counting off.
+	CountBudget     time.Duration
+	OIDCIssuer      string
+	OIDCAudience    string
+	OIDCUserClaim   string
+	OIDCGroupsClaim string
 }
 
 // Defaults returns the settings of a server started with no flags.
@@ -43,6 +47,7 @@ func Defaults() Server {
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./twinstac-data",
 		MaxBodyBytes:    10 << 20,
+		CountBudget:     50 * time.Millisecond,
 		MaxAssetBytes:   5 << 30,
 		CORSReadOrigins: []string{"*"},
 		LogLevel:        "info",
@@ -74,6 +79,7 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per token (per user, per address for anonymous callers); 0: unlimited; admins are exempt")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests a caller may send at once under the rate limit (default: the rate, at least 1)")
 	fs.Var(&c.QuotaStored, "quota-stored-bytes", "default limit of the asset bytes a user's collections hold (e.g. 50GiB); 0: unlimited; admins may override per user")
+	fs.DurationVar(&c.CountBudget, "search-count-budget", c.CountBudget, "how long a search may spend counting its matches (numberMatched, left out when the count takes longer); 0 turns counting off")
 	fs.BoolVar(&c.PrivateMetrics, "private-metrics", false, "serve /metrics to node administrators only")
 	fs.StringVar(&c.CollectionGroup, "collection-creators", "", "the group whose members may create collections (admins always may); empty: every signed-in user")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")

@@ -99,6 +99,12 @@ func NewRangeItem(t testing.TB, collection, id string, start, end time.Time) *ca
 	return sealed(t, collection, raw, catalog.StateDraft)
 }
 
+// Sealed parses an item document and seals it in state st, ready to insert.
+func Sealed(t testing.TB, collection, raw string, st catalog.State) *catalog.Item {
+	t.Helper()
+	return sealed(t, collection, raw, st)
+}
+
 func sealed(t testing.TB, collection, raw string, st catalog.State) *catalog.Item {
 	t.Helper()
 	it, err := catalog.ParseItem(collection, []byte(raw))

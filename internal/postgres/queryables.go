@@ -1,0 +1,158 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/catalog/search"
+)
+
+var _ search.QueryableStore = (*Store)(nil)
+
+// Queryables returns a collection's refined queryables document, nil
+// when none was set. Codes: ENOTFOUND.
+func (s *Store) Queryables(ctx context.Context, collection string) (json.RawMessage, error) {
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT q.doc FROM collections c LEFT JOIN queryables q ON q.collection = c.id WHERE c.id = $1`, collection).Scan(&doc)
+	if isNoRows(err) {
+		return nil, catalog.ErrCollectionNotFound(collection)
+	}
+	if err != nil {
+		return nil, dbError(err)
+	}
+	return doc, nil
+}
+
+// IndexesProperties reports that this store builds property indexes.
+func (s *Store) IndexesProperties() bool { return true }
+
+// propertyIndex is one index SetQueryables keeps on a partition.
+type propertyIndex struct {
+	name string
+	ddl  string // CREATE INDEX CONCURRENTLY ... without the name
+}
+
+// propertyIndexes returns the indexes of an indexed property on
+// partition part: one for filters (the typed value the compiler reads,
+// then the default order, so that an equality on the property pages in
+// that order from the index) and one for sorting (the sort expressions
+// of sortExprs, then the tie-breakers).
+func propertyIndexes(key int, part string, p search.IndexedProperty) ([]propertyIndex, error) {
+	lit, err := quoteName(p.Name)
+	if err != nil {
+		return nil, err
+	}
+	j := "(content->'properties'->" + lit + ")"
+	var typed string
+	switch p.Type {
+	case "number":
+		typed = "(cql_num" + j + ")"
+	case "string":
+		typed = `(cql_text` + j + ` COLLATE "C")`
+	case "boolean":
+		typed = "(cql_bool" + j + ")"
+	default:
+		return nil, catalog.Invalid("", "cannot index a property of type %q", p.Type)
+	}
+	sortCols, err := sortExprs(search.SortKey{Property: p.Name})
+	if err != nil {
+		return nil, err
+	}
+	sortList := ""
+	for _, c := range sortCols {
+		sortList += "(" + c + "), "
+	}
+	name := func(kind string) string {
+		h := sha256.Sum256([]byte(kind + "\x00" + p.Type + "\x00" + p.Name))
+		return fmt.Sprintf("items_c%d_q%s", key, hex.EncodeToString(h[:6]))
+	}
+	return []propertyIndex{
+		{name("filter"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)"},
+		{name("sort"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + sortList + "id, collection)"},
+	}, nil
+}
+
+// SetQueryables stores a collection's refined queryables and builds the
+// indexes of its indexed properties on the collection's partition, with
+// CREATE INDEX CONCURRENTLY (reads and writes go on meanwhile), then
+// drops the property indexes no longer asked for. An index a failed
+// build left invalid is dropped and built again.
+// Codes: ENOTFOUND, EINVALID (a property name that cannot be indexed).
+func (s *Store) SetQueryables(ctx context.Context, collection string, doc json.RawMessage, indexes []search.IndexedProperty) error {
+	var key int
+	err := s.pool.QueryRow(ctx, `SELECT key FROM collections WHERE id = $1`, collection).Scan(&key)
+	if isNoRows(err) {
+		return catalog.ErrCollectionNotFound(collection)
+	}
+	if err != nil {
+		return dbError(err)
+	}
+	part := fmt.Sprintf("items_c%d", key)
+	want := map[string]string{}
+	for _, p := range indexes {
+		ixs, err := propertyIndexes(key, part, p)
+		if err != nil {
+			return err
+		}
+		for _, ix := range ixs {
+			want[ix.name] = ix.ddl
+		}
+	}
+	existing := map[string]bool{} // name → valid
+	rows, err := s.pool.Query(ctx, `SELECT c.relname, i.indisvalid FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+		WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.relname LIKE $2`,
+		part, part+"_q%")
+	if err != nil {
+		return dbError(err)
+	}
+	for rows.Next() {
+		var name string
+		var valid bool
+		if err := rows.Scan(&name, &valid); err != nil {
+			return dbError(err)
+		}
+		existing[name] = valid
+	}
+	if err := rows.Err(); err != nil {
+		return dbError(err)
+	}
+	for name, ddl := range want {
+		valid, ok := existing[name]
+		if ok && valid {
+			continue
+		}
+		if ok {
+			if _, err := s.pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+				return dbError(err)
+			}
+		}
+		if _, err := s.pool.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()+" "+ddl); err != nil {
+			return dbError(err)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO queryables (collection, doc, updated) VALUES ($1, $2, $3)
+		ON CONFLICT (collection) DO UPDATE SET doc = EXCLUDED.doc, updated = EXCLUDED.updated`,
+		collection, []byte(doc), time.Now().UTC()); err != nil {
+		if pgCode(err) == codeForeignKeyViolation {
+			return catalog.ErrCollectionNotFound(collection)
+		}
+		return dbError(err)
+	}
+	for name := range existing {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if _, err := s.pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+			return dbError(err)
+		}
+	}
+	return nil
+}

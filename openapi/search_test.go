@@ -1,0 +1,288 @@
+package openapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// searchFixture stores collection eo with ten published items (t0..t9)
+// of two platforms and rising cloud cover, one archived item and one
+// draft.
+func searchFixture(t *testing.T, b *bundle) {
+	t.Helper()
+	b.want(b.do("POST", "/collections", collectionDoc("eo")), 201)
+	for i := range 12 {
+		doc := itemDoc(fmt.Sprintf("t%d", i))
+		p := doc["properties"].(map[string]any)
+		p["datetime"] = fmt.Sprintf("2024-06-%02dT10:00:00Z", i+1)
+		p["platform"] = []string{"sentinel-2a", "sentinel-2b"}[i%2]
+		p["eo:cloud_cover"] = float64(i * 5)
+		p["keywords"] = []string{"flood", "urban"}[:1+i%2]
+		doc["geometry"] = map[string]any{"type": "Point", "coordinates": []float64{float64(i), 48}}
+		doc["bbox"] = []float64{float64(i), 48, float64(i), 48}
+		b.want(b.do("POST", "/collections/eo/items", doc), 201)
+		switch {
+		case i < 10:
+			b.want(b.do("POST", "/collections/eo/items/"+doc["id"].(string)+"/lifecycle", map[string]any{"state": "published"}), 200)
+		case i == 10:
+			b.want(b.do("POST", "/collections/eo/items/t10/lifecycle", map[string]any{"state": "published"}), 200)
+			b.want(b.do("POST", "/collections/eo/items/t10/lifecycle", map[string]any{"state": "archived"}), 200)
+		}
+	}
+}
+
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		get := func(query string) map[string]any {
+			t.Helper()
+			return b.want(b.do("GET", "/search?"+query, nil), 200).json(t)
+		}
+
+		// Default: newest first, drafts shown to the admin, archived left out.
+		fc := get("limit=100")
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t11", "t9", "t8", "t7", "t6", "t5", "t4", "t3", "t2", "t1", "t0"}) {
+			t.Fatalf("default search: %v", got)
+		}
+		if fc["numberMatched"] != float64(11) || fc["numberReturned"] != float64(11) {
+			t.Fatalf("numberMatched %v numberReturned %v", fc["numberMatched"], fc["numberReturned"])
+		}
+		// A filter on dt:state opts into archived items.
+		if got := featureIDs(get("filter=" + url.QueryEscape(`"dt:state" = 'archived'`))); !slices.Equal(got, []string{"t10"}) {
+			t.Fatalf("archived: %v", got)
+		}
+		if got := featureIDs(get("dt:state=archived,published&limit=3")); !slices.Equal(got, []string{"t10", "t9", "t8"}) {
+			t.Fatalf("dt:state parameter: %v", got)
+		}
+
+		// CQL2-Text in GET, sorted by a property, both spellings.
+		fc = get("filter=" + url.QueryEscape("eo:cloud_cover < 30 AND platform = 'sentinel-2b'") + "&sortby=-properties.eo:cloud_cover")
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t5", "t3", "t1"}) {
+			t.Fatalf("text filter sorted: %v", got)
+		}
+		// CQL2-JSON in POST.
+		body := map[string]any{
+			"collections": []string{"eo"},
+			"filter-lang": "cql2-json",
+			"filter": map[string]any{"op": "and", "args": []any{
+				map[string]any{"op": "a_contains", "args": []any{map[string]any{"property": "keywords"}, []string{"urban"}}},
+				map[string]any{"op": "s_intersects", "args": []any{map[string]any{"property": "geometry"},
+					map[string]any{"bbox": []float64{2.5, 40, 7.5, 50}}}},
+			}},
+			"sortby": []map[string]any{{"field": "datetime", "direction": "asc"}},
+		}
+		fc = b.want(b.do("POST", "/search", body), 200).json(t)
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t3", "t5", "t7"}) {
+			t.Fatalf("JSON filter: %v", got)
+		}
+		// A text filter in a POST body.
+		fc = b.want(b.do("POST", "/search", map[string]any{"filter": "platform = 'sentinel-2a' AND eo:cloud_cover >= 40", "filter-lang": "cql2-text"}), 200).json(t)
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t8"}) {
+			t.Fatalf("text filter in POST: %v", got)
+		}
+		// bbox, intersects, datetime, ids.
+		if got := featureIDs(get("bbox=0.5,47,3.5,49")); !slices.Equal(got, []string{"t3", "t2", "t1"}) {
+			t.Fatalf("bbox: %v", got)
+		}
+		fc = b.want(b.do("POST", "/search", map[string]any{"intersects": map[string]any{"type": "Polygon",
+			"coordinates": [][][]float64{{{3.5, 47}, {5.5, 47}, {5.5, 49}, {3.5, 49}, {3.5, 47}}}}}), 200).json(t)
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t5", "t4"}) {
+			t.Fatalf("intersects: %v", got)
+		}
+		if got := featureIDs(get("datetime=" + url.QueryEscape("2024-06-03T00:00:00Z/2024-06-05T00:00:00Z"))); !slices.Equal(got, []string{"t3", "t2"}) {
+			t.Fatalf("datetime: %v", got)
+		}
+		if got := featureIDs(get("ids=t1,t7,nope&collections=eo")); !slices.Equal(got, []string{"t7", "t1"}) {
+			t.Fatalf("ids: %v", got)
+		}
+		// The same parameters on a collection's items.
+		fc = b.want(b.do("GET", "/collections/eo/items?filter="+url.QueryEscape("eo:cloud_cover BETWEEN 10 AND 20")+"&sortby=id", nil), 200).json(t)
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t2", "t3", "t4"}) {
+			t.Fatalf("items filter: %v", got)
+		}
+		if linkHref(t, fc, "collection") == "" {
+			t.Fatal("an item page has no collection link")
+		}
+	})
+}
+
+func TestSearchPagingLinks(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		want := []string{"t11", "t9", "t8", "t7", "t6", "t5", "t4", "t3", "t2", "t1", "t0"}
+
+		// GET: next to the end, prev back to the start.
+		var got []string
+		var pages []map[string]any
+		next := "/search?limit=3"
+		for next != "" {
+			page := b.want(b.do("GET", strings.TrimPrefix(next, b.base), nil), 200).json(t)
+			pages = append(pages, page)
+			got = append(got, featureIDs(page)...)
+			next = linkHref(t, page, "next")
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("GET pages: %v", got)
+		}
+		prev := linkHref(t, pages[len(pages)-1], "prev")
+		for i := len(pages) - 2; i >= 0; i-- {
+			page := b.want(b.do("GET", strings.TrimPrefix(prev, b.base), nil), 200).json(t)
+			if !slices.Equal(featureIDs(page), featureIDs(pages[i])) {
+				t.Fatalf("prev page %d: %v, want %v", i, featureIDs(page), featureIDs(pages[i]))
+			}
+			prev = linkHref(t, page, "prev")
+		}
+		if prev != "" {
+			t.Fatal("the first page has a prev link")
+		}
+
+		// POST: next links carry method, body and merge.
+		body := map[string]any{"limit": 4, "filter": map[string]any{"op": "<>", "args": []any{map[string]any{"property": "platform"}, "x"}}}
+		got = nil
+		for n := 0; ; n++ {
+			page := b.want(b.do("POST", "/search", body), 200).json(t)
+			got = append(got, featureIDs(page)...)
+			var nl map[string]any
+			for _, l := range page["links"].([]any) {
+				if m := l.(map[string]any); m["rel"] == "next" {
+					nl = m
+				}
+			}
+			if nl == nil {
+				break
+			}
+			if nl["method"] != "POST" || nl["merge"] != true || nl["href"] != b.base+"/search" {
+				t.Fatalf("next link %v", nl)
+			}
+			for k, v := range nl["body"].(map[string]any) {
+				body[k] = v
+			}
+			if n > 5 {
+				t.Fatal("paging does not end")
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("POST pages: %v", got)
+		}
+	})
+}
+
+func TestSearchErrors(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		for _, tc := range []struct {
+			name    string
+			method  string
+			path    string
+			body    any
+			pointer string
+			detail  string
+		}{
+			{"text syntax", "GET", "/search?filter=" + url.QueryEscape("platform = = 'x'"), nil, "query.filter:", "filter"},
+			{"unknown function", "GET", "/search?filter=" + url.QueryEscape("Buffer(geometry, 3) = 1"), nil, "query.filter", "Buffer"},
+			{"json type error", "POST", "/search", map[string]any{"filter": map[string]any{"op": "and", "args": []any{
+				map[string]any{"op": "=", "args": []any{map[string]any{"property": "a"}, 1}},
+				map[string]any{"op": "<", "args": []any{"a", 5}},
+			}}}, "/filter/args/1", ""},
+			{"string filter declared json", "POST", "/search", map[string]any{"filter": "a = 1", "filter-lang": "cql2-json"}, "/filter", "cql2-text"},
+			{"filter-crs", "GET", "/search?filter=a%3D1&filter-crs=EPSG:4326", nil, "query.filter-crs", "CRS84"},
+			{"limit", "GET", "/search?limit=10001", nil, "", ""},
+			{"token", "GET", "/search?token=garbage", nil, "query.token", "token"},
+			{"token of another sort", "GET", "/search?sortby=id&token=" + url.QueryEscape(firstNextToken(t, b)), nil, "query.token", "sort"},
+			{"bbox", "GET", "/search?bbox=1,2,3", nil, "query.bbox", "4 or 6"},
+			{"bbox south above north", "POST", "/search", map[string]any{"bbox": []float64{0, 10, 1, 5}}, "/bbox", "south"},
+			{"intersects", "POST", "/search", map[string]any{"intersects": map[string]any{"type": "Point", "coordinates": []float64{500, 1}}}, "/intersects", "longitude"},
+			{"sort by geometry", "GET", "/search?sortby=geometry", nil, "query.sortby", "geometry"},
+			{"datetime", "GET", "/search?datetime=yesterday", nil, "query.datetime", "RFC 3339"},
+			{"deep filter", "GET", "/search?filter=" + url.QueryEscape(strings.Repeat("(", 400)+"a=1"+strings.Repeat(")", 400)), nil, "query.filter", ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := b.do(tc.method, tc.path, tc.body)
+				if r.StatusCode != 400 {
+					t.Fatalf("%d, want 400: %s", r.StatusCode, r.body)
+				}
+				var p map[string]any
+				if err := json.Unmarshal(r.body, &p); err != nil {
+					t.Fatal(err)
+				}
+				raw := string(r.body)
+				if tc.pointer != "" && !strings.Contains(raw, `"`+tc.pointer) {
+					t.Fatalf("problem does not point at %q: %s", tc.pointer, raw)
+				}
+				if tc.detail != "" && !strings.Contains(raw, tc.detail) {
+					t.Fatalf("problem does not mention %q: %s", tc.detail, raw)
+				}
+			})
+		}
+	})
+}
+
+// firstNextToken returns the token of the next link of a default search.
+func firstNextToken(t *testing.T, b *bundle) string {
+	t.Helper()
+	page := b.want(b.do("GET", "/search?limit=2", nil), 200).json(t)
+	u, err := url.Parse(linkHref(t, page, "next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("token")
+}
+
+func TestSearchFields(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		keys := func(m map[string]any) []string {
+			var ks []string
+			for k := range m {
+				ks = append(ks, k)
+			}
+			slices.Sort(ks)
+			return ks
+		}
+		first := func(fc map[string]any) map[string]any { return fc["features"].([]any)[0].(map[string]any) }
+
+		// Include only: exactly those (and the id), both property spellings.
+		f := first(b.want(b.do("GET", "/search?limit=1&fields=eo:cloud_cover,properties.platform,links", nil), 200).json(t))
+		if got := keys(f); !slices.Equal(got, []string{"id", "links", "properties", "type"}) {
+			t.Fatalf("include: members %v", got)
+		}
+		if got := keys(props(f)); !slices.Equal(got, []string{"eo:cloud_cover", "platform"}) {
+			t.Fatalf("include: properties %v", got)
+		}
+		// Exclude only (POST, include missing): everything else.
+		f = first(b.want(b.do("POST", "/search", map[string]any{"limit": 1, "fields": map[string]any{"exclude": []string{"geometry", "properties.keywords"}}}), 200).json(t))
+		if _, ok := f["geometry"]; ok {
+			t.Fatal("geometry not excluded")
+		}
+		if _, ok := props(f)["keywords"]; ok || props(f)["platform"] == nil || f["assets"] == nil {
+			t.Fatalf("exclude: %v", keys(props(f)))
+		}
+		// Empty: the default set of a valid item.
+		f = first(b.want(b.do("POST", "/search", map[string]any{"limit": 1, "fields": map[string]any{}}), 200).json(t))
+		if got := keys(f); !slices.Equal(got, []string{"assets", "bbox", "collection", "geometry", "id", "links", "properties", "stac_version", "type"}) {
+			t.Fatalf("default: members %v", got)
+		}
+		if got := keys(props(f)); !slices.Equal(got, []string{"datetime"}) {
+			t.Fatalf("default: properties %v", got)
+		}
+		// Include a field, exclude one inside it; include wins for the same path.
+		f = first(b.want(b.do("POST", "/search", map[string]any{"limit": 1, "fields": map[string]any{
+			"include": []string{"properties", "assets"}, "exclude": []string{"properties.platform", "assets"}}}), 200).json(t))
+		if _, ok := props(f)["platform"]; ok || props(f)["eo:cloud_cover"] == nil || f["assets"] == nil {
+			t.Fatalf("nested: %v", f)
+		}
+		// The same on a collection's items.
+		f = first(b.want(b.do("GET", "/collections/eo/items?limit=1&fields=-assets,-links", nil), 200).json(t))
+		if _, ok := f["assets"]; ok {
+			t.Fatal("items listing: assets not excluded")
+		}
+	})
+}
