@@ -112,7 +112,6 @@ func (s *Server) ownsItem(ctx context.Context, it *catalog.Item, action string) 
 	return it != nil && !c.IsAnonymous() && it.Owner() != "" && it.Owner() == c.User && c.InScope(action)
 }
 
-
 // itemShared returns the collection of an item the caller may read by a
 // grant on the item itself, or 404.
 func (s *Server) itemShared(ctx context.Context, collection, id string) (*catalog.Collection, error) {

@@ -236,7 +236,6 @@ func splitFeatures(raw []byte) (items [][]byte, single bool, err error) {
 	return items, false, nil
 }
 
-
 func parseBBoxParam(s string) ([]float64, error) {
 	parts := strings.Split(s, ",")
 	b := make([]float64, len(parts))
@@ -249,4 +248,3 @@ func parseBBoxParam(s string) ([]float64, error) {
 	}
 	return b, catalog.ParseBBox("query.bbox", b)
 }
-

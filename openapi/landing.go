@@ -28,6 +28,8 @@ var ConformanceClasses = []string{
 	"https://api.stacspec.org/v1.0.0/ogcapi-features#filter",
 	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
 	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+	"https://api.stacspec.org/v0.3.0/aggregation",
+	"https://api.stacspec.org/v0.3.0/aggregation#filter",
 	"https://api.stacspec.org/v1.0.0/ogcapi-features#fields",
 	// CQL2: every class the OGC test suite checks passes on both stores
 	// (internal/storetest's CQL2ConformanceSuite).
@@ -101,6 +103,9 @@ func (s *Server) registerLanding() {
 					{Rel: "search", Href: base + "/search", Type: mediaGeoJSON, Method: http.MethodGet, Title: "Item search"},
 					{Rel: "search", Href: base + "/search", Type: mediaGeoJSON, Method: http.MethodPost, Title: "Item search"},
 					{Rel: "http://www.opengis.net/def/rel/ogc/1.0/queryables", Href: base + "/queryables", Type: mediaSchema, Title: "Queryables"},
+					{Rel: "aggregate", Href: base + "/aggregate", Type: mediaJSON, Method: http.MethodGet, Title: "Aggregate items"},
+					{Rel: "aggregate", Href: base + "/aggregate", Type: mediaJSON, Method: http.MethodPost, Title: "Aggregate items"},
+					{Rel: "aggregations", Href: base + "/aggregations", Type: mediaJSON, Title: "The aggregations /aggregate computes"},
 				},
 			}}, nil
 		})

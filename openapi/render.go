@@ -128,6 +128,8 @@ func renderCollection(base string, c *catalog.Collection) (json.RawMessage, erro
 		link("root", base+"/", mediaJSON),
 		link("items", self+"/items", mediaGeoJSON),
 		link("http://www.opengis.net/def/rel/ogc/1.0/queryables", self+"/queryables", mediaSchema),
+		link("aggregate", self+"/aggregate", mediaJSON),
+		link("aggregations", self+"/aggregations", mediaJSON),
 	)
 	d.Set("links", links)
 	return json.Marshal(d)

@@ -286,3 +286,72 @@ func TestSearchFields(t *testing.T) {
 		}
 	})
 }
+
+func TestAggregate(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		byName := func(ac map[string]any) map[string]map[string]any {
+			out := map[string]map[string]any{}
+			for _, a := range ac["aggregations"].([]any) {
+				m := a.(map[string]any)
+				out[m["name"].(string)] = m
+			}
+			return out
+		}
+		ac := b.want(b.do("GET", "/aggregate?aggregations=total_count,platform_frequency,keywords_frequency,datetime_frequency,cloud_cover_frequency,spatial_extent,datetime_min,datetime_max&filter="+
+			url.QueryEscape("eo:cloud_cover < 40"), nil), 200).json(t)
+		if ac["type"] != "AggregationCollection" {
+			t.Fatalf("type %v", ac["type"])
+		}
+		a := byName(ac)
+		// t0..t7 have cloud cover below 40 (t11 is a draft the admin sees: 55).
+		if a["total_count"]["value"] != float64(8) {
+			t.Fatalf("total_count %v", a["total_count"])
+		}
+		buckets := func(name string) map[string]float64 {
+			out := map[string]float64{}
+			for _, bk := range a[name]["buckets"].([]any) {
+				m := bk.(map[string]any)
+				out[m["key"].(string)] = m["frequency"].(float64)
+			}
+			return out
+		}
+		if got := buckets("platform_frequency"); got["sentinel-2a"] != 4 || got["sentinel-2b"] != 4 {
+			t.Fatalf("platform_frequency %v", got)
+		}
+		if got := buckets("keywords_frequency"); got["flood"] != 8 || got["urban"] != 4 {
+			t.Fatalf("keywords_frequency %v", got)
+		}
+		if got := buckets("datetime_frequency"); len(got) != 8 || a["datetime_frequency"]["data_type"] != "interval_day" {
+			t.Fatalf("datetime_frequency %v", a["datetime_frequency"])
+		}
+		if got := buckets("cloud_cover_frequency"); got["0-10"] != 2 || got["30-40"] != 2 {
+			t.Fatalf("cloud_cover_frequency %v", got)
+		}
+		if ext := a["spatial_extent"]["value"].([]any); ext[0] != float64(0) || ext[2] != float64(7) {
+			t.Fatalf("spatial_extent %v", ext)
+		}
+		if a["datetime_min"]["value"] != "2024-06-01T10:00:00Z" || a["datetime_max"]["value"] != "2024-06-08T10:00:00Z" {
+			t.Fatalf("datetime range %v %v", a["datetime_min"], a["datetime_max"])
+		}
+		// POST, a collection's aggregate, the lists, and errors.
+		ac = b.want(b.do("POST", "/aggregate", map[string]any{"collections": []string{"eo"}, "aggregations": []string{"dt:state_frequency"},
+			"dt:state": []string{"archived", "published"}}), 200).json(t)
+		if got := byName(ac)["dt:state_frequency"]["buckets"].([]any); len(got) != 2 {
+			t.Fatalf("dt:state_frequency %v", got)
+		}
+		ac = b.want(b.do("GET", "/collections/eo/aggregate?aggregations=datetime_frequency&datetime_frequency_interval=month", nil), 200).json(t)
+		if got := byName(ac)["datetime_frequency"]["buckets"].([]any); len(got) != 1 {
+			t.Fatalf("monthly %v", got)
+		}
+		list := b.want(b.do("GET", "/aggregations", nil), 200).json(t)
+		if len(list["aggregations"].([]any)) < 8 {
+			t.Fatalf("aggregations %v", list)
+		}
+		b.want(b.do("GET", "/collections/eo/aggregations", nil), 200)
+		b.problem(b.do("GET", "/aggregate?aggregations=nonsense", nil), 400, "query.aggregations")
+		b.problem(b.do("POST", "/aggregate", map[string]any{"aggregations": []string{"geometry_frequency"}}), 400, "/aggregations")
+		b.problem(b.do("GET", "/collections/nope/aggregate", nil), 404, "")
+	})
+}

@@ -96,6 +96,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerItems()
 	s.registerSearch()
 	s.registerQueryables()
+	s.registerAggregate()
 	s.registerLifecycle()
 	s.registerAssets()
 	s.registerBulk()

@@ -40,6 +40,7 @@ func RunSearch(t *testing.T, open func(t *testing.T) SearchStore) {
 		{"SortByProperty", testSearchSortByProperty},
 		{"Access", testSearchAccess},
 		{"Queryables", testQueryables},
+		{"Aggregations", testAggregations},
 	})
 }
 
@@ -732,5 +733,66 @@ func testQueryables(t *testing.T, s SearchStore) {
 	insertCollection(t, s, "c1")
 	if doc, err := qs.Queryables(ctx(t), "c1"); err != nil || doc != nil {
 		t.Fatalf("Queryables of a collection made again = %s, %v", doc, err)
+	}
+}
+
+func testAggregations(t *testing.T, s SearchStore) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	items := genItems(t, rng, 400)
+	insertCollection(t, s, "c1")
+	insertCollection(t, s, "c2")
+	insertItems(t, s, items...)
+	names := []string{"total_count", "datetime_min", "datetime_max", "datetime_frequency", "collection_frequency",
+		"spatial_extent", "tags_frequency", "s_frequency", "dt:state_frequency", "b_frequency", "m_frequency", "n_frequency"}
+	for _, tc := range []struct {
+		filter   string
+		interval string
+		states   []catalog.State
+	}{
+		{"", "", nil},
+		{"", "day", []catalog.State{catalog.StateArchived, catalog.StatePublished}},
+		{"n > 2 AND s LIKE 'a%'", "month", nil},
+		{"S_INTERSECTS(geometry, BBOX(-100, -50, 100, 50))", "", nil},
+		{"ACCENTI(s) = 'zurich'", "hour", nil}, // a residual on SQLite
+		{"id = 'none'", "", nil},
+	} {
+		specs, err := search.ParseAggregations("aggregations", names, tc.interval)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, search.AggSpec{Name: "m_ranges", Kind: search.AggRanges, Property: "m", Edges: []float64{0, 2.5, 5, 7}})
+		q := search.Query{States: tc.states}
+		if tc.filter != "" {
+			e, err := cql2.ParseText(tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Filter = e
+		}
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		var matched []*catalog.Item
+		for _, it := range items {
+			ok, err := search.Match(&q, it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				matched = append(matched, it)
+			}
+		}
+		want, _ := json.Marshal(search.AggregateItems(specs, matched))
+		res, err := search.Aggregate(ctx(t), s, &q, specs)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.filter, err)
+		}
+		got, _ := json.Marshal(res)
+		if string(got) != string(want) {
+			t.Errorf("filter %q:\n got %s\nwant %s", tc.filter, got, want)
+		}
+	}
+	if _, err := search.ParseAggregations("aggregations", []string{"nonsense"}, ""); catalog.ErrorCode(err) != catalog.EINVALID {
+		t.Fatalf("unknown aggregation: %v", err)
 	}
 }
