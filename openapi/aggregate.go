@@ -29,6 +29,7 @@ type AggregateFilterParams struct {
 	FilterLang   string `query:"filter-lang" enum:"cql2-text,cql2-json" doc:"The language of filter (default cql2-text)."`
 	FilterCRS    string `query:"filter-crs" doc:"The CRS of the filter's geometries; only CRS84 (the default)."`
 	State        string `query:"dt:state" doc:"Only items in these lifecycle states (comma-separated)."`
+	Q            string `query:"q" doc:"Free text: only items whose title, description or keywords hold one of these terms (comma-separated)."`
 	Aggregations string `query:"aggregations" doc:"The aggregations to compute (comma-separated; GET /aggregations lists them; <property>_frequency counts the values of any property). Default: total_count, datetime_min, datetime_max, collection_frequency." example:"total_count,platform_frequency,datetime_frequency"`
 	Interval     string `query:"datetime_frequency_interval" enum:"year,month,day,hour" doc:"The interval of datetime_frequency; by default one that suits the range of the matches."`
 }
@@ -76,7 +77,7 @@ type collectionAggregateInput struct {
 
 func (p *AggregateFilterParams) filterParams() *ItemFilterParams {
 	return &ItemFilterParams{BBox: p.BBox, Intersects: p.Intersects, Datetime: p.Datetime, Filter: p.Filter,
-		FilterLang: p.FilterLang, FilterCRS: p.FilterCRS, State: p.State}
+		FilterLang: p.FilterLang, FilterCRS: p.FilterCRS, State: p.State, Q: p.Q}
 }
 
 func (s *Server) registerAggregate() {

@@ -33,6 +33,7 @@ type collectionOutput struct {
 type listCollectionsInput struct {
 	Limit int    `query:"limit" minimum:"1" maximum:"10000" default:"10" doc:"The page size."`
 	Token string `query:"token" doc:"The paging token from a next or prev link."`
+	CollectionSearchParams
 }
 
 type collectionsOutput struct {
@@ -64,20 +65,28 @@ type emptyOutput struct{}
 
 func (s *Server) registerCollections() {
 	huma.Register(s.api, s.operation("getCollections", http.MethodGet, "/collections", "Collections",
-		"List collections", "Lists the collections, ordered by id, a page at a time; follow the next and prev links to page.", http.StatusOK, 400, 403),
+		"List and search collections", "Lists the collections the caller may read, ordered by id, a page at a time; follow the next and prev links to page. bbox, datetime, q and filter keep the collections whose extent, text or members match.", http.StatusOK, 400, 403),
 		func(ctx context.Context, in *listCollectionsInput) (*collectionsOutput, error) {
 			readable, err := s.deps.Authz.ReadFilter(ctx, CallerOf(ctx))
 			if err != nil {
 				return nil, err
 			}
-			q := catalog.CollectionQuery{Limit: in.Limit, Readable: readable}
+			m, err := newCollectionMatcher(&in.CollectionSearchParams)
+			if err != nil {
+				return nil, err
+			}
+			var after, before string
 			if in.Token != "" {
-				var err error
-				if q.After, q.Before, err = decodeCollectionToken(in.Token); err != nil {
+				if after, before, err = decodeCollectionToken(in.Token); err != nil {
 					return nil, err
 				}
 			}
-			page, err := s.deps.Catalog.ListCollections(ctx, q)
+			page := &catalog.CollectionPage{}
+			if m == nil {
+				page, err = s.deps.Catalog.ListCollections(ctx, catalog.CollectionQuery{Limit: in.Limit, Readable: readable, After: after, Before: before})
+			} else {
+				page.Collections, page.Next, page.Prev, err = s.matchingCollections(ctx, readable, m, in.Limit, after, before)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -92,7 +101,13 @@ func (s *Server) registerCollections() {
 			}
 			self := base + "/collections"
 			pageURL := func(tok string) string {
-				v := url.Values{"limit": {itoa(in.Limit)}}
+				v := url.Values{}
+				for k, vs := range requestOf(ctx).URL.Query() {
+					if k != "token" {
+						v[k] = vs
+					}
+				}
+				v.Set("limit", itoa(in.Limit))
 				if tok != "" {
 					v.Set("token", tok)
 				}

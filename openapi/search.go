@@ -48,6 +48,7 @@ type ItemFilterParams struct {
 	FilterCRS  string `query:"filter-crs" doc:"The CRS of the filter's geometries; only CRS84 (the default)."`
 	SortBy     string `query:"sortby" doc:"Sort keys, comma-separated, each with an optional + (ascending, the default) or - (descending) prefix. Ties are broken by id." example:"-datetime,+eo:cloud_cover"`
 	State      string `query:"dt:state" doc:"Only items in these lifecycle states (comma-separated). By default archived and deleted items are left out; a filter on dt:state opts into archived ones." example:"published,archived"`
+	Q          string `query:"q" doc:"Free text: only items whose title, description or keywords hold one of these terms (comma-separated; the words of a term in a row, any case)." example:"flood,urban heat"`
 	Fields     string `query:"fields" doc:"Which fields of each item to return, comma-separated: a name includes it, -name leaves it out (properties as name or properties.name). Empty: the fields of a valid STAC item." example:"id,properties.eo:cloud_cover,-geometry"`
 }
 
@@ -66,6 +67,27 @@ type SearchBody struct {
 	SortBy      []SortByJSON    `json:"sortby,omitempty" doc:"Sort keys; ties are broken by id."`
 	States      []catalog.State `json:"dt:state,omitempty" doc:"Only items in these lifecycle states."`
 	Fields      *FieldsJSON     `json:"fields,omitempty" doc:"Which fields of each item to return."`
+	Q           *termsJSON      `json:"q,omitempty" doc:"Free text: terms (an array, or one string), any of which an item's title, description or keywords hold."`
+}
+
+// termsJSON is the q member of a POST search: an array of terms or one.
+type termsJSON []string
+
+func (t *termsJSON) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*t = []string{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return catalog.Invalid("/q", "q is a string or an array of strings")
+	}
+	*t = list
+	return nil
+}
+func (termsJSON) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{OneOf: []*huma.Schema{{Type: "string"}, {Type: "array", Items: &huma.Schema{Type: "string"}}}}
 }
 
 // SortByJSON is one sort key of a POST search.
@@ -132,7 +154,7 @@ func (s *Server) registerSearch() {
 
 // getSearchQuery reads the GET form of a search.
 func getSearchQuery(collections, ids string, p *ItemFilterParams) (*search.Query, string, error) {
-	q := &search.Query{Limit: p.Limit, Collections: splitList(collections), IDs: splitList(ids)}
+	q := &search.Query{Limit: p.Limit, Collections: splitList(collections), IDs: splitList(ids), Q: splitList(p.Q)}
 	var err error
 	if p.BBox != "" {
 		if q.BBox, err = parseBBoxParam(p.BBox); err != nil {
@@ -183,6 +205,9 @@ func getSearchQuery(collections, ids string, p *ItemFilterParams) (*search.Query
 // postSearchQuery reads the POST form of a search.
 func postSearchQuery(b *SearchBody) (*search.Query, error) {
 	q := &search.Query{Limit: b.Limit, Collections: b.Collections, IDs: b.IDs, BBox: b.BBox, States: b.States}
+	if b.Q != nil {
+		q.Q = *b.Q
+	}
 	var err error
 	if b.BBox != nil {
 		if err := search.CheckBBox("/bbox", b.BBox); err != nil {

@@ -22,6 +22,9 @@ func searchFixture(t *testing.T, b *bundle) {
 		p["platform"] = []string{"sentinel-2a", "sentinel-2b"}[i%2]
 		p["eo:cloud_cover"] = float64(i * 5)
 		p["keywords"] = []string{"flood", "urban"}[:1+i%2]
+		if title, ok := map[int]string{1: "Flood model of Zürich", 2: "flood-model, Zurich", 3: "Urban heat island"}[i]; ok {
+			p["title"] = title
+		}
 		doc["geometry"] = map[string]any{"type": "Point", "coordinates": []float64{float64(i), 48}}
 		doc["bbox"] = []float64{float64(i), 48, float64(i), 48}
 		b.want(b.do("POST", "/collections/eo/items", doc), 201)
@@ -353,5 +356,82 @@ func TestAggregate(t *testing.T) {
 		b.problem(b.do("GET", "/aggregate?aggregations=nonsense", nil), 400, "query.aggregations")
 		b.problem(b.do("POST", "/aggregate", map[string]any{"aggregations": []string{"geometry_frequency"}}), 400, "/aggregations")
 		b.problem(b.do("GET", "/collections/nope/aggregate", nil), 404, "")
+	})
+}
+
+func TestFreeTextAndCollectionSearch(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		searchFixture(t, b)
+		get := func(q string) []string {
+			t.Helper()
+			ids := featureIDs(b.want(b.do("GET", "/search?q="+url.QueryEscape(q), nil), 200).json(t))
+			slices.Sort(ids)
+			return ids
+		}
+		if got := get("FLOOD MODEL"); !slices.Equal(got, []string{"t1", "t2"}) {
+			t.Fatalf("phrase: %v", got)
+		}
+		if got := get("model zurich,heat"); !slices.Equal(got, []string{"t2", "t3"}) {
+			t.Fatalf("two terms: %v", got)
+		}
+		// Keywords count too (t0..t11 have "flood"; "urban" the odd ones).
+		if got := get("urban"); len(got) != 6 {
+			t.Fatalf("keywords: %v", got)
+		}
+		fc := b.want(b.do("POST", "/search", map[string]any{"q": []string{"zürich"}}), 200).json(t)
+		if got := featureIDs(fc); !slices.Equal(got, []string{"t1"}) {
+			t.Fatalf("POST q: %v", got)
+		}
+		b.problem(b.do("GET", "/search?q=%21%21", nil), 400, "query.q")
+
+		// Collection search.
+		for _, c := range []map[string]any{
+			{"id": "alps", "title": "Alpine glacier twins", "bbox": []float64{5, 45, 16, 48}, "from": "2020-01-01T00:00:00Z", "kw": "glacier"},
+			{"id": "pacific", "title": "Pacific storm surge", "bbox": []float64{170, -30, -170, 10}, "from": "2023-01-01T00:00:00Z", "kw": "flood"},
+		} {
+			doc := collectionDoc(c["id"].(string))
+			doc["title"] = c["title"]
+			doc["keywords"] = []string{c["kw"].(string)}
+			doc["extent"] = map[string]any{
+				"spatial":  map[string]any{"bbox": [][]float64{c["bbox"].([]float64)}},
+				"temporal": map[string]any{"interval": [][]any{{c["from"], nil}}},
+			}
+			b.want(b.do("POST", "/collections", doc), 201)
+		}
+		colls := func(q string) []string {
+			t.Helper()
+			page := b.want(b.do("GET", "/collections?"+q, nil), 200).json(t)
+			var ids []string
+			for _, c := range page["collections"].([]any) {
+				ids = append(ids, c.(map[string]any)["id"].(string))
+			}
+			return ids
+		}
+		if got := colls("bbox=175,0,179,5"); !slices.Equal(got, []string{"eo", "pacific"}) {
+			t.Fatalf("bbox across the antimeridian: %v", got)
+		}
+		if got := colls("q=glacier&datetime=2021-01-01T00:00:00Z/.."); !slices.Equal(got, []string{"alps"}) {
+			t.Fatalf("q and datetime: %v", got)
+		}
+		if got := colls("datetime=../2021-06-01T00:00:00Z"); !slices.Equal(got, []string{"alps", "eo"}) {
+			t.Fatalf("datetime: %v", got)
+		}
+		if got := colls("filter=" + url.QueryEscape("title LIKE '%storm%' OR id = 'eo'")); !slices.Equal(got, []string{"eo", "pacific"}) {
+			t.Fatalf("filter: %v", got)
+		}
+		// Paging through a search.
+		var all []string
+		next := "/collections?limit=1&q=" + url.QueryEscape("flood,glacier,twins")
+		for next != "" {
+			page := b.want(b.do("GET", strings.TrimPrefix(next, b.base), nil), 200).json(t)
+			for _, c := range page["collections"].([]any) {
+				all = append(all, c.(map[string]any)["id"].(string))
+			}
+			next = linkHref(t, page, "next")
+		}
+		if !slices.Equal(all, []string{"alps", "eo", "pacific"}) { // eo: "Water-tank twins"
+			t.Fatalf("paged collection search: %v", all)
+		}
 	})
 }

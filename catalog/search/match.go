@@ -115,6 +115,9 @@ func Match(q *Query, it *catalog.Item) (bool, error) {
 	if !q.Access.Readable(it) {
 		return false, nil
 	}
+	if len(q.Q) > 0 && (it.Props == nil || !MatchText(q.Q, ItemText(it.Props))) {
+		return false, nil
+	}
 	if q.match == nil {
 		var all []cql2.Expr
 		for _, e := range []cql2.Expr{SpatialFilter(q), q.Filter} {

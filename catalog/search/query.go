@@ -46,6 +46,9 @@ type Query struct {
 	Start, End *time.Time
 	// Filter is a CQL2 filter (checked with cql2.Check); nil: none.
 	Filter cql2.Expr
+	// Q are free-text terms, alternatives (see MatchText); Prepare
+	// normalises them to their words.
+	Q []string
 	// Sort orders the page; empty: DefaultSort. Prepare appends the id
 	// and collection tie-breakers.
 	Sort []SortKey
@@ -187,6 +190,11 @@ func Prepare(q *Query) error {
 			return err
 		}
 	}
+	terms, err := prepareTerms(q.Q)
+	if err != nil {
+		return err
+	}
+	q.Q = terms
 	if len(q.States) == 0 {
 		q.States = DefaultStates(q.Filter)
 	}

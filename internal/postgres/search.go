@@ -77,6 +77,9 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 	if a := q.Access; a != nil {
 		s.where = append(s.where, accessSQL(s.args, a))
 	}
+	if len(q.Q) > 0 {
+		s.where = append(s.where, textSQL(s.args, "content->'properties'", q.Q))
+	}
 	if sp := search.SpatialFilter(q); sp != nil {
 		sql, err := c.cond(sp)
 		if err != nil {
@@ -100,6 +103,16 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 		}
 	}
 	return s, nil
+}
+
+// textSQL is the free-text condition on a document column: any term's
+// words in a row, as search.MatchText.
+func textSQL(args *sqlArgs, doc string, terms []string) string {
+	qs := make([]string, len(terms))
+	for i, t := range terms {
+		qs[i] = "phraseto_tsquery('simple', " + args.add(t) + "::text)"
+	}
+	return "(to_tsvector('simple', cql_fts_text(" + doc + ")) @@ (" + strings.Join(qs, " || ") + "))"
 }
 
 // accessSQL is the read filter of a caller.

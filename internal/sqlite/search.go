@@ -87,6 +87,15 @@ func planSearch(q *search.Query) (*searchPlan, error) {
 	if q.Access != nil {
 		p.where = append(p.where, p.access(q.Access))
 	}
+	if len(q.Q) > 0 {
+		// Each term a phrase of its words (letters and digits only, so
+		// nothing needs quoting inside the double quotes), OR'd.
+		phrases := make([]string, len(q.Q))
+		for i, t := range q.Q {
+			phrases[i] = `"` + t + `"`
+		}
+		p.where = append(p.where, "rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH "+p.args.add(strings.Join(phrases, " OR "))+")")
+	}
 
 	spatial := search.SpatialFilter(q)
 	if spatial != nil {

@@ -335,6 +335,16 @@ func genItems(t *testing.T, rng *rand.Rand, n int) []*catalog.Item {
 		default:
 			geometry = point(x, y)
 		}
+		titles := []string{"Flood model of Zürich", "flood-model Zurich", "Urban heat (v2.1)", "Heat: urban island", "Ωmega twin", "Water tank twin #3"}
+		if rng.IntN(3) > 0 {
+			props["title"] = titles[rng.IntN(len(titles))]
+		}
+		if rng.IntN(3) == 0 {
+			props["description"] = titles[rng.IntN(len(titles))] + " for Chișinău"
+		}
+		if rng.IntN(2) == 0 {
+			props["keywords"] = []any{[]string{"flood", "heat", "water-tank"}[rng.IntN(3)], 7, "Twin"}
+		}
 		coll := []string{"c1", "c2"}[rng.IntN(2)]
 		st := []catalog.State{catalog.StatePublished, catalog.StatePublished, catalog.StateDraft, catalog.StateDeprecated, catalog.StateArchived}[rng.IntN(5)]
 		if rng.IntN(10) == 0 {
@@ -444,6 +454,10 @@ func testSearchDifferential(t *testing.T, s SearchStore) {
 		if i%5 == 0 {
 			q.Collections = []string{"c2"}
 		}
+		if i%7 == 0 {
+			terms := []string{"flood", "FLOOD MODEL", "model zurich", "zürich", "heat", "urban heat", "v2", "2 1", "water tank", "twin 3", "ωMEGA", "chișinău", "7", "island"}
+			q.Q = []string{terms[rng.IntN(len(terms))], terms[rng.IntN(len(terms))]}[:1+rng.IntN(2)]
+		}
 		if msg := diffSearch(t, s, q, items); msg != "" {
 			min := minimise(e, func(x cql2.Expr) bool {
 				q := q
@@ -451,7 +465,7 @@ func testSearchDifferential(t *testing.T, s SearchStore) {
 				return diffSearch(t, s, q, items) != ""
 			})
 			q.Filter = min
-			t.Fatalf("filter %s\nminimised to %s:\n%s", text, cql2.PrintText(min), diffSearch(t, s, q, items))
+			t.Fatalf("filter %s (q %q)\nminimised to %s:\n%s", text, q.Q, cql2.PrintText(min), diffSearch(t, s, q, items))
 		}
 	}
 }
