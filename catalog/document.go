@@ -87,6 +87,10 @@ func (d Document) Time(pointer, key string) (t time.Time, ok bool, err error) {
 
 // Set stores v (marshalled to JSON) under key.
 func (d Document) Set(key string, v any) {
+	if s, ok := v.(string); ok {
+		d[key] = appendString(make([]byte, 0, len(s)+2), s)
+		return
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic("catalog: cannot marshal " + key + ": " + err.Error())

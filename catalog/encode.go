@@ -44,6 +44,13 @@ func appendDocument(buf []byte, d Document, extraKey string, extra Document) []b
 	return append(buf, '}')
 }
 
+// AppendDocument appends d as a JSON object with sorted keys, its
+// member values as they are (valid JSON, as every Document holds);
+// extra, when not nil, is written as the member extraKey.
+func AppendDocument(buf []byte, d Document, extraKey string, extra Document) []byte {
+	return appendDocument(buf, d, extraKey, extra)
+}
+
 // appendString appends s as a JSON string, escaping as encoding/json
 // does (without HTML escaping).
 func appendString(buf []byte, s string) []byte {

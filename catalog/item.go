@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -46,7 +47,9 @@ type Item struct {
 	// Start and End bound the item's time: datetime, or
 	// start_datetime/end_datetime. Both are truncated to microseconds.
 	Start, End time.Time
-	// Geometry is nil for an item with a null geometry.
+	// Geometry is nil for an item with a null geometry. Items a store
+	// reads (LoadItem) leave it nil until LoadGeometry is called: reads
+	// that only serve the document do not pay for decoding it.
 	Geometry geom.T
 	BBox     []float64
 	Created  time.Time
@@ -59,6 +62,27 @@ type Item struct {
 	Props Document
 	// sealed is the document as of the last Seal.
 	sealed []byte
+	// lazyGeometry is set while Geometry has not been decoded from Doc.
+	lazyGeometry bool
+}
+
+// LoadGeometry decodes the geometry of an item a store read, once, and
+// returns it (nil for a null geometry).
+func (it *Item) LoadGeometry() (geom.T, error) {
+	if it.lazyGeometry {
+		g, err := ParseGeometry("/geometry", it.Doc["geometry"])
+		if err != nil {
+			return nil, err
+		}
+		it.Geometry, it.lazyGeometry = g, false
+	}
+	return it.Geometry, nil
+}
+
+// copyGeometry gives to the geometry of it, decoded or not; to's Doc
+// must hold the same geometry member.
+func (it *Item) copyGeometry(to *Item) {
+	to.Geometry, to.lazyGeometry = it.Geometry, it.lazyGeometry
 }
 
 // Owner returns the item's own owner (dt:owner), or "" when it has the
@@ -139,7 +163,17 @@ func ParseItem(collection string, raw []byte) (*Item, error) {
 }
 
 func (it *Item) decode(raw []byte, strict bool) error {
-	doc, err := DecodeDocument("", raw)
+	var (
+		doc Document
+		err error
+	)
+	if strict {
+		doc, err = DecodeDocument("", raw)
+	} else {
+		// A stored document, valid JSON since it was written: split it
+		// without validating every byte again.
+		doc, err = splitObject(bytes.TrimSpace(raw))
+	}
 	if err != nil {
 		return err
 	}
@@ -177,11 +211,17 @@ func (it *Item) decode(raw []byte, strict bool) error {
 	if !doc.Has("geometry") {
 		return Invalid("/geometry", "an item needs a geometry (it may be null)")
 	}
-	g, err := ParseGeometry("/geometry", doc["geometry"])
-	if err != nil {
-		return err
+	if strict || doc.IsNull("bbox") {
+		g, err := ParseGeometry("/geometry", doc["geometry"])
+		if err != nil {
+			return err
+		}
+		it.Geometry = g
+	} else {
+		// A stored document with a bbox: the geometry was checked when
+		// it was written and is decoded when asked for.
+		it.lazyGeometry = !doc.IsNull("geometry")
 	}
-	it.Geometry = g
 	if err := it.decodeBBox(doc, strict); err != nil {
 		return err
 	}

@@ -564,8 +564,9 @@ func (s *Service) move(cur *Item, to State, reason string, now time.Time) (*Item
 		}
 		return next, nil
 	}
-	next.Geometry, next.BBox = cur.Geometry, cur.BBox
+	next.BBox = cur.BBox
 	next.Doc, next.Props = cur.Doc.Clone(), cur.Props.Clone()
+	cur.copyGeometry(next)
 	p := next.Props
 	p.Set(PropState, to)
 	p.Set(PropUpdated, FormatTime(now))
@@ -716,7 +717,8 @@ func (s *Service) supersede(ctx context.Context, tx Tx, it *Item, now time.Time)
 			}
 		} else {
 			next = &Item{Collection: pred.Collection, ID: pred.ID, State: pred.State, Start: pred.Start, End: pred.End,
-				Geometry: pred.Geometry, BBox: pred.BBox, Created: pred.Created, Updated: now, Doc: pred.Doc.Clone(), Props: pred.Props.Clone()}
+				BBox: pred.BBox, Created: pred.Created, Updated: now, Doc: pred.Doc.Clone(), Props: pred.Props.Clone()}
+			pred.copyGeometry(next)
 			next.Props.Set(PropUpdated, FormatTime(now))
 		}
 		links := slices.DeleteFunc(next.Links(), func(l Document) bool {
@@ -854,7 +856,8 @@ func (s *Service) PutAsset(ctx context.Context, collection, id, key, contentType
 		assets[key] = a
 		now := s.now()
 		next := &Item{Collection: collection, ID: id, State: cur.State, Start: cur.Start, End: cur.End,
-			Geometry: cur.Geometry, BBox: cur.BBox, Created: cur.Created, Updated: now, Doc: cur.Doc.Clone(), Props: cur.Props.Clone()}
+			BBox: cur.BBox, Created: cur.Created, Updated: now, Doc: cur.Doc.Clone(), Props: cur.Props.Clone()}
+		cur.copyGeometry(next)
 		next.Doc.Set("assets", assets)
 		next.Props.Set(PropUpdated, FormatTime(now))
 		addExtension(next.Doc, ExtFile)

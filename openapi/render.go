@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -61,38 +62,86 @@ func renderItem(base string, it *catalog.Item) (json.RawMessage, error) {
 		return renderTombstone(base, it)
 	}
 	d := it.Doc.Clone()
-	props, err := json.Marshal(it.Props)
-	if err != nil {
-		return nil, err
-	}
-	d["properties"] = props
-	var links []catalog.Document
-	for _, l := range it.Links() {
-		rel, _, _ := l.String("", "rel")
-		if href, _, _ := l.String("", "href"); strings.HasPrefix(href, "/collections/") && (rel == "latest-version" || rel == "successor-version") {
-			l.Set("href", base+href)
+	buf := make([]byte, 0, 4096)
+	appendList := func(list []catalog.Document) json.RawMessage {
+		start := len(buf)
+		buf = append(buf, '[')
+		for i, l := range list {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = catalog.AppendDocument(buf, l, "", nil)
 		}
-		links = append(links, l)
+		buf = append(buf, ']')
+		return buf[start:len(buf):len(buf)]
 	}
+	// The server's links follow the item's own. Links and assets that
+	// hold server paths (relative hrefs the server wrote) get the base;
+	// documents without any are copied as they are.
 	coll := collectionURL(base, it.Collection)
-	links = append(links,
+	own := []catalog.Document{
 		link("self", base+catalog.ItemPath(it.Collection, it.ID), mediaGeoJSON),
 		link("parent", coll, mediaJSON),
 		link("collection", coll, mediaJSON),
 		link("root", base+"/", mediaJSON),
-	)
-	d.Set("links", links)
-	if assets := it.Assets(); len(assets) > 0 {
+	}
+	rawLinks := bytes.TrimSpace(d["links"])
+	if bytes.Contains(rawLinks, serverPath) {
+		var links []catalog.Document
+		for _, l := range it.Links() {
+			rel, _, _ := l.String("", "rel")
+			if href, _, _ := l.String("", "href"); strings.HasPrefix(href, "/collections/") && (rel == "latest-version" || rel == "successor-version") {
+				l.Set("href", base+href)
+			}
+			links = append(links, l)
+		}
+		d["links"] = appendList(append(links, own...))
+	} else {
+		start := len(buf)
+		buf = append(buf, '[')
+		if len(rawLinks) >= 2 && rawLinks[0] == '[' {
+			if inner := bytes.TrimSpace(rawLinks[1 : len(rawLinks)-1]); len(inner) > 0 {
+				buf = append(buf, inner...)
+				buf = append(buf, ',')
+			}
+		}
+		for i, l := range own {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = catalog.AppendDocument(buf, l, "", nil)
+		}
+		buf = append(buf, ']')
+		d["links"] = buf[start:len(buf):len(buf)]
+	}
+	rawAssets := bytes.TrimSpace(d["assets"])
+	switch {
+	case len(rawAssets) == 0 || string(rawAssets) == "null":
+		d["assets"] = json.RawMessage("{}")
+	case bytes.Contains(rawAssets, serverPath):
+		assets := it.Assets()
 		for k, a := range assets {
 			if href, _, _ := a.String("", "href"); href == catalog.AssetPath(it.Collection, it.ID, k) {
 				a.Set("href", base+href)
 			}
 		}
-		d.Set("assets", assets)
-	} else {
-		d.Set("assets", map[string]any{})
+		start := len(buf)
+		buf = catalog.AppendDocument(buf, documentOf(assets), "", nil)
+		d["assets"] = buf[start:len(buf):len(buf)]
 	}
-	return json.Marshal(d)
+	return catalog.AppendDocument(make([]byte, 0, len(buf)+2048), d, "properties", it.Props), nil
+}
+
+// serverPath starts the relative hrefs the server writes into documents.
+var serverPath = []byte(`"/collections/`)
+
+// documentOf turns a map of member documents into a document.
+func documentOf(m map[string]catalog.Document) catalog.Document {
+	out := make(catalog.Document, len(m))
+	for k, v := range m {
+		out[k] = catalog.AppendDocument(nil, v, "", nil)
+	}
+	return out
 }
 
 // renderTombstone renders a deleted item as a minimal feature: its id,

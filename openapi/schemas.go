@@ -131,6 +131,7 @@ func ptr[T any](v T) *T { return &v }
 type itemJSON []byte
 
 func (b itemJSON) MarshalJSON() ([]byte, error)      { return b, nil }
+func (b itemJSON) encodedJSON() []byte               { return b }
 func (itemJSON) Schema(r huma.Registry) *huma.Schema { registerSchemas(r); return ref("Item") }
 func (itemJSON) ContentType(string) string           { return "application/geo+json" }
 
@@ -138,6 +139,7 @@ func (itemJSON) ContentType(string) string           { return "application/geo+j
 type itemsJSON []byte
 
 func (b itemsJSON) MarshalJSON() ([]byte, error) { return b, nil }
+func (b itemsJSON) encodedJSON() []byte          { return b }
 func (itemsJSON) Schema(r huma.Registry) *huma.Schema {
 	registerSchemas(r)
 	return ref("ItemCollection")
@@ -148,6 +150,7 @@ func (itemsJSON) ContentType(string) string { return "application/geo+json" }
 type collectionJSON []byte
 
 func (b collectionJSON) MarshalJSON() ([]byte, error) { return b, nil }
+func (b collectionJSON) encodedJSON() []byte          { return b }
 func (collectionJSON) Schema(r huma.Registry) *huma.Schema {
 	registerSchemas(r)
 	return ref("Collection")
@@ -157,6 +160,7 @@ func (collectionJSON) Schema(r huma.Registry) *huma.Schema {
 type collectionsJSON []byte
 
 func (b collectionsJSON) MarshalJSON() ([]byte, error) { return b, nil }
+func (b collectionsJSON) encodedJSON() []byte          { return b }
 func (collectionsJSON) Schema(r huma.Registry) *huma.Schema {
 	registerSchemas(r)
 	return ref("Collections")

@@ -552,3 +552,32 @@ func (s *Server) collectionAccess(ctx context.Context, coll *catalog.Collection)
 	}
 	return a, nil
 }
+
+// ParseSearchBody reads a POST /search body into a prepared query (as an
+// administrator's: no access rules), for tools that run searches on a
+// store directly (twinstac bench explain).
+func ParseSearchBody(raw []byte) (*search.Query, error) {
+	var b SearchBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, catalog.Invalid("", "not a search body: %v", err)
+	}
+	q, err := postSearchQuery(&b)
+	if err != nil {
+		return nil, err
+	}
+	if err := search.Prepare(q); err != nil {
+		return nil, err
+	}
+	if b.Token != "" {
+		c, before, err := search.DecodeToken(b.Token, q.Sort)
+		if err != nil {
+			return nil, err
+		}
+		if before {
+			q.Before = c
+		} else {
+			q.After = c
+		}
+	}
+	return q, nil
+}

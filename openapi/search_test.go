@@ -435,3 +435,25 @@ func TestFreeTextAndCollectionSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestItemRenderingKeepsOddJSON: stored documents keep the client's
+// spacing inside member values; pages built from them stay valid JSON.
+func TestItemRenderingKeepsOddJSON(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		b.want(b.do("POST", "/collections", collectionDoc("odd")), 201)
+		raw := `{"type":"Feature","stac_version":"1.0.0","id":"o1","geometry":null,"properties":{"datetime":"2024-01-01T00:00:00Z"},` +
+			`"links": [ ],"assets": { }}`
+		b.want(b.do("POST", "/collections/odd/items", raw), 201)
+		raw = `{"type":"Feature","stac_version":"1.0.0","id":"o2","geometry":null,"properties":{"datetime":"2024-01-01T00:00:00Z"},` +
+			`"links": [ {"rel" : "license", "href":"https://example.com/l"} ]}`
+		b.want(b.do("POST", "/collections/odd/items", raw), 201)
+		fc := b.want(b.do("GET", "/collections/odd/items", nil), 200).json(t)
+		for _, f := range fc["features"].([]any) {
+			links := f.(map[string]any)["links"].([]any)
+			if n := len(links); n != 4 && n != 5 {
+				t.Fatalf("links %v", links)
+			}
+		}
+	})
+}

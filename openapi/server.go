@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -163,8 +164,28 @@ func init() {
 	huma.DefaultArrayNullable = false
 }
 
+// encoded is a response body the server encoded as JSON itself (items,
+// pages, collections): written as it is. encoding/json would otherwise
+// validate and compact every byte of it again, which for a page of
+// items costs more than building it.
+type encoded interface{ encodedJSON() []byte }
+
+// jsonFormat writes encoded bodies as they are and everything else as
+// huma does.
+var jsonFormat = huma.Format{
+	Marshal: func(w io.Writer, v any) error {
+		if e, ok := v.(encoded); ok {
+			_, err := w.Write(e.encodedJSON())
+			return err
+		}
+		return huma.DefaultJSONFormat.Marshal(w, v)
+	},
+	Unmarshal: huma.DefaultJSONFormat.Unmarshal,
+}
+
 func apiConfig() huma.Config {
 	c := huma.DefaultConfig("twinstac", Version)
+	c.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	c.OpenAPIPath, c.DocsPath, c.SchemasPath = "", "", ""
 	c.CreateHooks = nil // no $schema members or Link headers: STAC clients do not expect them
 	c.Info.Description = "twinstac serves a STAC API catalog of digital-twin assets (twins, models, tools, data, functions) and their results, each item with a lifecycle and its files in a blob store."

@@ -336,10 +336,11 @@ func AggregateItems(specs []AggSpec, items []*catalog.Item) []AggResult {
 		case AggExtent:
 			var box []float64
 			for _, it := range items {
-				if it.Geometry == nil || it.Deleted() {
+				g, err := it.LoadGeometry()
+				if err != nil || g == nil || it.Deleted() {
 					continue
 				}
-				w, so, e, n := Corners(catalog.GeometryBBox(it.Geometry))
+				w, so, e, n := Corners(catalog.GeometryBBox(g))
 				if box == nil {
 					box = []float64{w, so, e, n}
 					continue

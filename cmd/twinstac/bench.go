@@ -75,7 +75,7 @@ Without --database-url the runs use SQLite in a temporary folder.`,
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
 	f.BoolVar(&b.published, "published", false, "make the collections public and load the items published (for anonymous read benchmarks)")
 	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file (with --via store it covers the store path)")
-	cmd.AddCommand(ingest, newBenchGet(stdout), newBenchSearch(stdout))
+	cmd.AddCommand(ingest, newBenchGet(stdout), newBenchSearch(stdout), newBenchExplain(stdout))
 	return cmd
 }
 
@@ -162,6 +162,10 @@ func (b *benchIngest) newTarget(ctx context.Context, run int) (*target, error) {
 	}
 	t := &target{dataDir: dir, cleanup: func() { os.RemoveAll(dir) }}
 	if b.databaseURL == "" {
+		if b.keep {
+			// The SQLite database lives in the data folder.
+			t.cleanup = func() { fmt.Fprintf(os.Stderr, "kept the data folder %s\n", dir) }
+		}
 		return t, nil
 	}
 	name := fmt.Sprintf("twinstac_bench_%d_%d", os.Getpid(), run)

@@ -35,6 +35,7 @@ type Server struct {
 	// CountBudget bounds the time a search spends counting its matches;
 	// 0 turns counting off.
 	CountBudget     time.Duration
+	PprofAddr       string
 	OIDCIssuer      string
 	OIDCAudience    string
 	OIDCUserClaim   string
@@ -80,6 +81,7 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests a caller may send at once under the rate limit (default: the rate, at least 1)")
 	fs.Var(&c.QuotaStored, "quota-stored-bytes", "default limit of the asset bytes a user's collections hold (e.g. 50GiB); 0: unlimited; admins may override per user")
 	fs.DurationVar(&c.CountBudget, "search-count-budget", c.CountBudget, "how long a search may spend counting its matches (numberMatched, left out when the count takes longer); 0 turns counting off")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	fs.BoolVar(&c.PrivateMetrics, "private-metrics", false, "serve /metrics to node administrators only")
 	fs.StringVar(&c.CollectionGroup, "collection-creators", "", "the group whose members may create collections (admins always may); empty: every signed-in user")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")

@@ -134,7 +134,7 @@ func aggregateOne(ctx context.Context, tx pgx.Tx, ss *searchSQL, where string, s
 			if err != nil {
 				return r, err
 			}
-			j := "(content->'properties'->" + lit + ")"
+			j := propertyPath(lit)
 			// An array counts each of its elements.
 			sql = `SELECT e.v, count(*) FROM items, LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof` + j +
 				` = 'array' THEN ` + j + ` ELSE jsonb_build_array` + j + ` END) AS e(v) WHERE ` + where +
@@ -166,7 +166,7 @@ func aggregateOne(ctx context.Context, tx pgx.Tx, ss *searchSQL, where string, s
 		if err != nil {
 			return r, err
 		}
-		v := "cql_num(content->'properties'->" + lit + ")"
+		v := "cql_num" + propertyPath(lit)
 		rows, err := tx.Query(ctx, `SELECT `+v+`, count(*) FROM items WHERE `+where+` AND `+v+` IS NOT NULL GROUP BY 1`, args...)
 		if err != nil {
 			return r, searchError(err)

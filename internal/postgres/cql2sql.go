@@ -86,7 +86,15 @@ func propertySQL(name string) (sqlValue, error) {
 	if err != nil {
 		return sqlValue{}, err
 	}
-	return sqlValue{"(content->'properties'->" + lit + ")", kJSON}, nil
+	return sqlValue{propertyPath(lit), kJSON}, nil
+}
+
+// propertyPath reads a property (its name as a quoted literal) from the
+// document: jsonb_extract_path (#>) walks to it in place, where
+// content->'properties'->name would copy the properties object first.
+// Expression indexes on properties use the same form.
+func propertyPath(lit string) string {
+	return "(content #> ARRAY['properties', " + lit + "])"
 }
 
 // quoteName writes a property name as an SQL string literal. Names are

@@ -45,7 +45,11 @@ func rowOf(it *catalog.Item) (itemRow, error) {
 		return itemRow{}, catalog.Internal(err)
 	}
 	r.content = doc
-	if r.geometry, err = encodeGeometry(it.Geometry); err != nil {
+	g, err := it.LoadGeometry()
+	if err != nil {
+		return itemRow{}, catalog.Internal(err)
+	}
+	if r.geometry, err = encodeGeometry(g); err != nil {
 		return itemRow{}, catalog.Internal(err)
 	}
 	return r, nil

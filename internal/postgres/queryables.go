@@ -49,7 +49,7 @@ func propertyIndexes(key int, part string, p search.IndexedProperty) ([]property
 	if err != nil {
 		return nil, err
 	}
-	j := "(content->'properties'->" + lit + ")"
+	j := propertyPath(lit)
 	var typed string
 	switch p.Type {
 	case "number":
@@ -70,7 +70,9 @@ func propertyIndexes(key int, part string, p search.IndexedProperty) ([]property
 		sortList += "(" + c + "), "
 	}
 	name := func(kind string) string {
-		h := sha256.Sum256([]byte(kind + "\x00" + p.Type + "\x00" + p.Name))
+		// The version names the expression form: indexes of an older
+		// form are not wanted any more, and are dropped and rebuilt.
+		h := sha256.Sum256([]byte("v2\x00" + kind + "\x00" + p.Type + "\x00" + p.Name))
 		return fmt.Sprintf("items_c%d_q%s", key, hex.EncodeToString(h[:6]))
 	}
 	return []propertyIndex{

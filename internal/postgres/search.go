@@ -133,7 +133,7 @@ func accessSQL(args *sqlArgs, a *search.Access) string {
 			args.add(colls)+"::text[], "+args.add(ids)+"::text[])))")
 	}
 	if a.Owner != "" {
-		arms = append(arms, "(content->'properties'->>'dt:owner' = "+args.add(a.Owner)+"::text)")
+		arms = append(arms, "(content #>> ARRAY['properties', 'dt:owner'] = "+args.add(a.Owner)+"::text)")
 	}
 	if len(arms) == 0 {
 		return "false"
@@ -159,7 +159,7 @@ func sortExprs(k search.SortKey) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := sqlValue{"(content->'properties'->" + lit + ")", kJSON}
+	p := sqlValue{propertyPath(lit), kJSON}
 	return []string{
 		"cql_rank" + p.sql,
 		"COALESCE(cql_num" + p.sql + ", 0)",

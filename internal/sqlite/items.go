@@ -52,10 +52,14 @@ func columnsOf(it *catalog.Item) (itemColumns, error) {
 		return itemColumns{}, catalog.Internal(err)
 	}
 	c.content = string(doc)
-	if it.Geometry != nil {
+	g, err := it.LoadGeometry()
+	if err != nil {
+		return itemColumns{}, catalog.Internal(err)
+	}
+	if g != nil {
 		b := it.BBox
 		if len(b) != 4 && len(b) != 6 {
-			b = catalog.GeometryBBox(it.Geometry)
+			b = catalog.GeometryBBox(g)
 		}
 		w, s, e, n := corners(b)
 		if w > e { // across the antimeridian: index the whole longitude range

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/twinstac/twinstac/internal/postgres"
+	"github.com/twinstac/twinstac/openapi"
+)
+
+// benchExplain holds the settings of `twinstac bench explain`.
+type benchExplain struct {
+	databaseURL string
+	queries     string
+	only        []string
+	analyze     bool
+}
+
+func newBenchExplain(stdout io.Writer) *cobra.Command {
+	b := benchExplain{analyze: true}
+	cmd := &cobra.Command{
+		Use:   "explain",
+		Short: "Show PostgreSQL's plan of each benchmark query",
+		Long: `Compile each query of the workload's queries.json as POST /search would
+(as an administrator: no access rules) and print EXPLAIN (ANALYZE, BUFFERS)
+of its page query on the PostgreSQL database. The paging cases are not
+included: their plans are those of the first page with a keyset bound.`,
+		Example: `  twinstac bench explain --database-url 'postgres://postgres@127.0.0.1:5432/twinstac_bench?sslmode=disable' --query q8`,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return b.run(cmd.Context(), stdout) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&b.databaseURL, "database-url", "", "PostgreSQL URL of a database holding the workload (required)")
+	f.StringVar(&b.queries, "queries", "../shared/bench/queries.json", "the workload's queries.json")
+	f.StringSliceVar(&b.only, "query", nil, "explain only these queries")
+	f.BoolVar(&b.analyze, "analyze", b.analyze, "run the queries (EXPLAIN ANALYZE) rather than only plan them")
+	return cmd
+}
+
+func (b *benchExplain) run(ctx context.Context, stdout io.Writer) error {
+	if b.databaseURL == "" {
+		return errors.New("--database-url is required")
+	}
+	raw, err := os.ReadFile(b.queries)
+	if err != nil {
+		return err
+	}
+	var file struct {
+		Queries []struct {
+			Name  string          `json:"name"`
+			Title string          `json:"title"`
+			Body  json.RawMessage `json:"body"`
+		} `json:"queries"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		return fmt.Errorf("%s: %w", b.queries, err)
+	}
+	st, err := postgres.Open(ctx, b.databaseURL, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, q := range file.Queries {
+		if len(b.only) > 0 && !slices.Contains(b.only, q.Name) {
+			continue
+		}
+		sq, err := openapi.ParseSearchBody(q.Body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.Name, err)
+		}
+		plan, err := st.ExplainSearch(ctx, sq, b.analyze)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.Name, err)
+		}
+		fmt.Fprintf(stdout, "== %s: %s\n%s\n\n", q.Name, q.Title, plan)
+	}
+	return nil
+}
