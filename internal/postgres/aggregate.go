@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,14 +23,15 @@ func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.A
 	if err != nil {
 		return nil, err
 	}
+	ctx = noCancel(ctx)
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, dbError(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	where := strings.Join(ss.where, " AND ")
+	where, args := ss.allWhere()
 	if ss.residual != nil {
-		rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, ss.args.list...)
+		rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, args...)
 		if err != nil {
 			return nil, searchError(err)
 		}
@@ -54,7 +54,7 @@ func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.A
 	}
 	out := make([]search.AggResult, 0, len(specs))
 	for _, spec := range specs {
-		r, err := aggregateOne(ctx, tx, ss, where, spec)
+		r, err := aggregateOne(ctx, tx, where, args, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -63,9 +63,8 @@ func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.A
 	return out, nil
 }
 
-func aggregateOne(ctx context.Context, tx pgx.Tx, ss *searchSQL, where string, spec search.AggSpec) (search.AggResult, error) {
+func aggregateOne(ctx context.Context, tx pgx.Tx, where string, args []any, spec search.AggSpec) (search.AggResult, error) {
 	r := search.AggregateItems([]search.AggSpec{spec}, nil)[0]
-	args := ss.args.list
 	one := func(sql string, dest ...any) error {
 		if err := tx.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
 			return searchError(err)

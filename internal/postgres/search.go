@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,34 @@ type searchSQL struct {
 	where    []string
 	residual *cql2.Filter // nil: none
 	q        *search.Query
+	// spatial is set when the query tests geometries with PostGIS, whose
+	// statements are never interrupted (see noCancel).
+	spatial bool
+	// arms are the access rules as disjoint conditions (nil: no rules,
+	// the admin's search; one "false" arm: nothing is readable). Counts
+	// count each arm on its own, with its own indexes, and add them up.
+	arms []string
+	// timeRange holds the bounds of the datetime overlap (nil without a
+	// datetime), which the statements that read every match test as a
+	// range too.
+	timeRange []any
+}
+
+// allWhere is the WHERE clause of statements that read every match, and
+// its arguments.
+func (ss *searchSQL) allWhere() (string, []any) {
+	var extra []string
+	args := ss.args
+	if ss.timeRange != nil {
+		args = &sqlArgs{list: append([]any(nil), ss.args.list...)}
+		extra = append(extra, "tstzrange(start_dt, end_dt, '[]') && tstzrange("+args.add(ss.timeRange[0])+"::timestamptz, "+
+			args.add(ss.timeRange[1])+"::timestamptz, '[]')")
+	}
+	arm := ""
+	if ss.arms != nil {
+		arm = "(" + strings.Join(ss.arms, " OR ") + ")"
+	}
+	return ss.withArm(arm, extra...), args.list
 }
 
 // compileSearch compiles everything of a prepared query but its cursors.
@@ -74,12 +103,27 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 		}
 		s.where = append(s.where, "end_dt >= "+s.args.add(start)+"::timestamptz")
 	}
+	if q.Start != nil || q.End != nil {
+		// The same overlap as a range test, which items_time_idx serves:
+		// counts and aggregations, which read every match, add it. Pages
+		// do not: with it the planner would rather fetch every match of
+		// the range and sort them than walk the order index.
+		var lo, hi any
+		if q.Start != nil {
+			lo = *q.Start
+		}
+		if q.End != nil {
+			hi = *q.End
+		}
+		s.timeRange = []any{lo, hi}
+	}
 	if a := q.Access; a != nil {
-		s.where = append(s.where, accessSQL(s.args, a))
+		s.arms = accessArms(s.args, a)
 	}
 	if len(q.Q) > 0 {
 		s.where = append(s.where, textSQL(s.args, "content->'properties'", q.Q))
 	}
+	s.spatial = q.BBox != nil || q.Intersects != nil || usesSpatial(q.Filter)
 	if sp := search.SpatialFilter(q); sp != nil {
 		sql, err := c.cond(sp)
 		if err != nil {
@@ -115,30 +159,86 @@ func textSQL(args *sqlArgs, doc string, terms []string) string {
 	return "(to_tsvector('simple', cql_fts_text(" + doc + ")) @@ (" + strings.Join(qs, " || ") + "))"
 }
 
-// accessSQL is the read filter of a caller.
-func accessSQL(args *sqlArgs, a *search.Access) string {
-	var arms []string
+// addArg adds an argument to a list copied from the query's and returns
+// its placeholder.
+func (ss *searchSQL) addArg(list *[]any, v any) string {
+	*list = append(*list, v)
+	return "$" + strconv.Itoa(len(*list))
+}
+
+// usesSpatial reports whether a filter calls a spatial predicate.
+func usesSpatial(e cql2.Expr) bool {
+	found := false
+	search.Walk(e, func(x cql2.Expr) bool {
+		if op, ok := x.(*cql2.Op); ok && strings.HasPrefix(op.Name, "s_") {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// accessArms turns a caller's read rules into disjoint conditions, one
+// per way an item may be readable: a non-draft of a readable collection;
+// a draft where the caller sees drafts; a non-draft shared on its own
+// outside those collections; an item the caller owns that none of the
+// others covers. Being disjoint, they count and merge without
+// duplicates.
+func accessArms(args *sqlArgs, a *search.Access) []string {
+	var arms, covered []string
 	if len(a.Collections) > 0 {
-		arms = append(arms, "(state <> 'draft' AND collection = ANY("+args.add(a.Collections)+"::text[]))")
+		c := "(state <> 'draft' AND collection = ANY(" + args.add(a.Collections) + "::text[]))"
+		arms, covered = append(arms, c), append(covered, c)
 	}
 	if len(a.Drafts) > 0 {
-		arms = append(arms, "(state = 'draft' AND collection = ANY("+args.add(a.Drafts)+"::text[]))")
+		c := "(state = 'draft' AND collection = ANY(" + args.add(a.Drafts) + "::text[]))"
+		arms, covered = append(arms, c), append(covered, c)
 	}
 	if len(a.Items) > 0 {
 		colls, ids := make([]string, len(a.Items)), make([]string, len(a.Items))
 		for i, r := range a.Items {
 			colls[i], ids[i] = r.Collection, r.ID
 		}
-		arms = append(arms, "(state <> 'draft' AND (collection, id) IN (SELECT * FROM unnest("+
-			args.add(colls)+"::text[], "+args.add(ids)+"::text[])))")
+		c := "(state <> 'draft' AND (collection, id) IN (SELECT * FROM unnest(" + args.add(colls) + "::text[], " + args.add(ids) + "::text[])))"
+		arms = append(arms, notAny(c, covered))
+		covered = append(covered, c)
 	}
 	if a.Owner != "" {
-		arms = append(arms, "(content #>> ARRAY['properties', 'dt:owner'] = "+args.add(a.Owner)+"::text)")
+		// items_owner_idx serves this arm.
+		c := "(content #>> ARRAY['properties', 'dt:owner'] = " + args.add(a.Owner) + "::text)"
+		arms = append(arms, notAny(c, covered))
 	}
 	if len(arms) == 0 {
-		return "false"
+		return []string{"false"}
 	}
-	return "(" + strings.Join(arms, " OR ") + ")"
+	return arms
+}
+
+// notAny is c and none of the covered conditions (NULL-safe: a NULL is
+// read as not covered).
+func notAny(c string, covered []string) string {
+	if len(covered) == 0 {
+		return c
+	}
+	return "(" + c + " AND NOT COALESCE(" + strings.Join(covered, " OR ") + ", false))"
+}
+
+// withArm is the WHERE clause of the query's conditions and one access
+// arm ("" for none).
+func (ss *searchSQL) withArm(arm string, extra ...string) string {
+	w := append([]string(nil), ss.where...)
+	if arm != "" {
+		w = append(w, arm)
+	}
+	return strings.Join(append(w, extra...), " AND ")
+}
+
+// armsOrNone returns the arms to read, or one empty arm without rules.
+func (ss *searchSQL) armsOrNone() []string {
+	if ss.arms == nil {
+		return []string{""}
+	}
+	return ss.arms
 }
 
 // sortExprs returns the SQL expressions a sort key orders by. A property
@@ -291,28 +391,117 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 		return nil, err
 	}
 	if !q.Count {
-		items, err := ss.page(ctx, s.pool)
+		items, err := ss.page(noCancel(ctx), s.pool)
 		if err != nil {
 			return nil, err
 		}
 		return search.NewPage(items, q), nil
 	}
+	// The page and the count read one snapshot: the page's transaction
+	// exports it and the count, on a second connection, imports it, so
+	// that both run at once and agree. Neither is cancelled once it runs
+	// (see noCancel); a count the budget does not wait for finishes on
+	// its own, bounded by CountCap, and is dropped.
+	run := noCancel(ctx)
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, dbError(err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	items, err := ss.page(ctx, tx)
+	var snapshot string
+	if err := tx.QueryRow(run, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
+		_ = tx.Rollback(run)
+		return nil, dbError(err)
+	}
+	type counted struct {
+		n   *int64
+		err error
+	}
+	done := make(chan counted, 1)
+	imported := make(chan struct{})
+	go func() {
+		n, err := s.countInSnapshot(ctx, q.CountBudget, snapshot, imported, ss)
+		done <- counted{n, err}
+	}()
+	items, err := ss.page(run, tx)
+	// The snapshot must live until the count has imported it (or given
+	// up); then the page's transaction may end.
+	<-imported
+	_ = tx.Rollback(run)
 	if err != nil {
 		return nil, err
 	}
 	page := search.NewPage(items, q)
-	n, err := ss.count(ctx, tx)
-	if err != nil {
-		return nil, err
+	if q.After == nil && q.Before == nil && len(items) <= q.Limit {
+		// A first page that holds every match counts them.
+		n := int64(len(items))
+		page.Matched = &n
+		return page, nil
 	}
-	page.Matched = n
+	var wait <-chan time.Time
+	if q.CountBudget > 0 {
+		t := time.NewTimer(q.CountBudget)
+		defer t.Stop()
+		wait = t.C
+	}
+	select {
+	case c := <-done:
+		if c.err != nil {
+			return nil, c.err
+		}
+		page.Matched = c.n
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return page, nil
+}
+
+// noCancel keeps a search's statements from being cancelled when the
+// request ends early (a client that goes away): they are short, and a
+// cancel request that reaches a backend inside GEOS (PostGIS's
+// geometry engine, which ST_Intersects calls) has crashed PostgreSQL 15
+// with PostGIS 3.3 here, taking every connection with it.
+func noCancel(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// CountCap bounds an exact count: a search with more matches gives none
+// (reading them all would take longer than a page is worth). It also
+// bounds the work of a count that finishes after its page was sent.
+const CountCap = 50000
+
+// countInSnapshot counts the matches of a search in the snapshot of the
+// page's transaction, within the query's budget and CountCap; nil when
+// either runs out.
+func (s *Store) countInSnapshot(ctx context.Context, budget time.Duration, snapshot string, imported chan<- struct{}, ss *searchSQL) (*int64, error) {
+	once := sync.OnceFunc(func() { close(imported) })
+	defer once()
+	for _, r := range snapshot {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'F' || r == '-') {
+			return nil, catalog.Internal(fmt.Errorf("postgres: unexpected snapshot id %q", snapshot))
+		}
+	}
+	// Waiting for a connection is bounded by the budget: under load every
+	// connection of the pool may be a page waiting for its count.
+	actx, cancel := context.WithCancel(ctx)
+	if budget > 0 {
+		actx, cancel = context.WithTimeout(ctx, budget)
+	}
+	conn, err := s.pool.Acquire(actx)
+	cancel()
+	if err != nil {
+		return nil, nil
+	}
+	defer conn.Release()
+	run := noCancel(ctx)
+	tx, err := conn.BeginTx(run, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	defer func() { _ = tx.Rollback(run) }()
+	if _, err := tx.Exec(run, `SET TRANSACTION SNAPSHOT '`+snapshot+`'`); err != nil {
+		return nil, dbError(err)
+	}
+	once()
+	return ss.count(run, tx)
 }
 
 // chunkSize is how many rows a search with a residual filter reads at a
@@ -334,16 +523,25 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 		if err != nil {
 			return nil, err
 		}
-		where := ss.where
+		var extra []string
 		if keyset != "" {
-			where = append(append([]string(nil), where...), keyset)
+			extra = append(extra, keyset)
 		}
 		n := want - len(out)
 		if ss.residual != nil {
 			n = max(n, chunkSize)
 		}
-		sql := `SELECT ` + searchColumns + ` FROM items WHERE ` + strings.Join(where, " AND ") +
-			` ORDER BY ` + order + ` LIMIT ` + args.add(n)
+		limit := args.add(n)
+		// The access arms, OR'd. (Reading each arm on its own and
+		// merging them would keep partition pruning for the readable
+		// collections, but the planner then walked the order index for
+		// the shared items; see docs/benchmarks.md.)
+		arm := ""
+		if ss.arms != nil {
+			arm = "(" + strings.Join(ss.arms, " OR ") + ")"
+		}
+		sql := `SELECT ` + searchColumns + ` FROM items WHERE ` + ss.withArm(arm, extra...) +
+			` ORDER BY ` + order + ` LIMIT ` + limit
 		rows, err := q.Query(ctx, sql, args.list...)
 		if err != nil {
 			return nil, searchError(err)
@@ -374,17 +572,40 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 // budget runs out. It runs in the page's transaction, which a timeout
 // aborts, so it comes last.
 func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
-	if ss.q.CountBudget > 0 {
-		ms := strconv.FormatInt(max(ss.q.CountBudget.Milliseconds(), 1), 10)
-		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms); err != nil {
-			return nil, dbError(err)
-		}
+	where, args := ss.allWhere()
+	if ss.residual == nil {
+		args = append([]any(nil), ss.args.list...)
 	}
-	where := strings.Join(ss.where, " AND ")
 	var n int64
 	if ss.residual == nil {
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM items WHERE `+where, ss.args.list...).Scan(&n)
-		if isQueryCanceled(err) {
+		// Without geometry tests the count runs whole under a statement
+		// timeout of the budget. With them it is never interrupted: it
+		// stops after CountCap matches instead.
+		// One count per access arm (they are disjoint), so that each
+		// keeps its indexes.
+		var extra []string
+		if ss.timeRange != nil {
+			extra = append(extra, "tstzrange(start_dt, end_dt, '[]') && tstzrange("+ss.addArg(&args, ss.timeRange[0])+"::timestamptz, "+
+				ss.addArg(&args, ss.timeRange[1])+"::timestamptz, '[]')")
+		}
+		var parts []string
+		for _, arm := range ss.armsOrNone() {
+			w := ss.withArm(arm, extra...)
+			if ss.spatial {
+				parts = append(parts, `(SELECT count(*) FROM (SELECT 1 FROM items WHERE `+w+` LIMIT `+strconv.Itoa(CountCap)+`) AS m)`)
+			} else {
+				parts = append(parts, `(SELECT count(*) FROM items WHERE `+w+`)`)
+			}
+		}
+		sql := `SELECT ` + strings.Join(parts, " + ")
+		if !ss.spatial && ss.q.CountBudget > 0 {
+			ms := strconv.FormatInt(max(ss.q.CountBudget.Milliseconds(), 1), 10)
+			if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms); err != nil {
+				return nil, dbError(err)
+			}
+		}
+		err := tx.QueryRow(ctx, sql, args...).Scan(&n)
+		if isQueryCanceled(err) || ss.spatial && n >= CountCap {
 			return nil, nil
 		}
 		if err != nil {
@@ -393,7 +614,7 @@ func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
 		return &n, nil
 	}
 	deadline := time.Now().Add(ss.q.CountBudget)
-	rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, ss.args.list...)
+	rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, args...)
 	if err != nil {
 		return nil, searchError(err)
 	}
@@ -406,7 +627,7 @@ func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
 		if ss.residual.Match(search.Feature(it)) {
 			n++
 		}
-		if ss.q.CountBudget > 0 && time.Now().After(deadline) {
+		if ss.q.CountBudget > 0 && time.Now().After(deadline) || n >= CountCap {
 			return nil, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +63,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "twinstac"
+	}
+	// pgxpool's default of max(4, CPUs) connections queues a server's
+	// requests early, and a search that counts holds two at once (page
+	// and count); the URL's pool_max_conns still decides when given.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
 	}
 	timings := newQueryTimings()
 	cfg.ConnConfig.Tracer = timings
