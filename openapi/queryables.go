@@ -215,18 +215,9 @@ func (s *Server) readableCollectionIDs(ctx context.Context, a *search.Access) ([
 		return a.Collections, nil
 	}
 	var ids []string
-	q := catalog.CollectionQuery{Limit: catalog.MaxPageSize}
-	for {
-		page, err := s.deps.Catalog.Store.ListCollections(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range page.Collections {
-			ids = append(ids, c.ID)
-		}
-		if page.Next == "" {
-			return ids, nil
-		}
-		q.After = page.Next
-	}
+	err := s.eachCollection(ctx, nil, func(c *catalog.Collection) error {
+		ids = append(ids, c.ID)
+		return nil
+	})
+	return ids, err
 }

@@ -364,31 +364,42 @@ func (s *Server) searchAccess(ctx context.Context) (*search.Access, error) {
 		return nil, err
 	}
 	a := &search.Access{Owner: c.User}
-	q := catalog.CollectionQuery{Readable: f, Limit: catalog.MaxPageSize}
-	for {
-		page, err := s.deps.Catalog.Store.ListCollections(ctx, q)
-		if err != nil {
-			return nil, err
+	err = s.eachCollection(ctx, f, func(coll *catalog.Collection) error {
+		a.Collections = append(a.Collections, coll.ID)
+		drafts, err := s.seesDrafts(ctx, coll, "*")
+		if drafts {
+			a.Drafts = append(a.Drafts, coll.ID)
 		}
-		for _, coll := range page.Collections {
-			a.Collections = append(a.Collections, coll.ID)
-			drafts, err := s.seesDrafts(ctx, coll, "*")
-			if err != nil {
-				return nil, err
-			}
-			if drafts {
-				a.Drafts = append(a.Drafts, coll.ID)
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		q.After = page.Next
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if a.Items, err = s.deps.Authz.ReadableItems(ctx, c); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// eachCollection calls fn for every collection readable under f (every
+// collection for nil), in id order.
+func (s *Server) eachCollection(ctx context.Context, f *catalog.ReadFilter, fn func(*catalog.Collection) error) error {
+	q := catalog.CollectionQuery{Readable: f, Limit: catalog.MaxPageSize}
+	for {
+		page, err := s.deps.Catalog.Store.ListCollections(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, c := range page.Collections {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.After = page.Next
+	}
 }
 
 // search runs a query whose Access is set and renders the page. post is

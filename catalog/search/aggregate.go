@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -96,21 +97,11 @@ var DefaultAggregations = []string{"total_count", "datetime_min", "datetime_max"
 // AggregationNames lists the named aggregations and their data types.
 func AggregationNames() []AggResult {
 	var out []AggResult
-	for _, n := range slices.Sorted(mapsKeys(namedAggs)) {
+	for _, n := range slices.Sorted(maps.Keys(namedAggs)) {
 		out = append(out, AggResult{Name: n, DataType: dataType(namedAggs[n])})
 	}
 	out = append(out, AggResult{Name: "<property>_frequency", DataType: "frequency_distribution"})
 	return out
-}
-
-func mapsKeys(m map[string]AggSpec) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func dataType(s AggSpec) string {
@@ -297,13 +288,7 @@ func AggregateItems(specs []AggSpec, items []*catalog.Item) []AggResult {
 			for _, it := range items {
 				counts[TruncTime(it.Start, interval)]++
 			}
-			keys := slices.SortedFunc(func(yield func(time.Time) bool) {
-				for k := range counts {
-					if !yield(k) {
-						return
-					}
-				}
-			}, func(a, b time.Time) int { return a.Compare(b) })
+			keys := slices.SortedFunc(maps.Keys(counts), time.Time.Compare)
 			for _, k := range keys {
 				r.Buckets = append(r.Buckets, Bucket{Key: catalog.FormatTime(k), DataType: "datetime", Frequency: counts[k]})
 			}

@@ -59,21 +59,23 @@ type searchSQL struct {
 	timeRange []any
 }
 
-// allWhere is the WHERE clause of statements that read every match, and
-// its arguments.
+// everyMatch returns the extra condition of statements that read every
+// match (the datetime overlap as a range test; none without a datetime)
+// and the arguments they take.
+func (ss *searchSQL) everyMatch() ([]string, []any) {
+	if ss.timeRange == nil {
+		return nil, ss.args.list
+	}
+	args := &sqlArgs{list: append([]any(nil), ss.args.list...)}
+	return []string{"tstzrange(start_dt, end_dt, '[]') && tstzrange(" + args.add(ss.timeRange[0]) + "::timestamptz, " +
+		args.add(ss.timeRange[1]) + "::timestamptz, '[]')"}, args.list
+}
+
+// allWhere is the WHERE clause of statements that read every match, the
+// access arms OR'd, and its arguments.
 func (ss *searchSQL) allWhere() (string, []any) {
-	var extra []string
-	args := ss.args
-	if ss.timeRange != nil {
-		args = &sqlArgs{list: append([]any(nil), ss.args.list...)}
-		extra = append(extra, "tstzrange(start_dt, end_dt, '[]') && tstzrange("+args.add(ss.timeRange[0])+"::timestamptz, "+
-			args.add(ss.timeRange[1])+"::timestamptz, '[]')")
-	}
-	arm := ""
-	if ss.arms != nil {
-		arm = "(" + strings.Join(ss.arms, " OR ") + ")"
-	}
-	return ss.withArm(arm, extra...), args.list
+	extra, args := ss.everyMatch()
+	return ss.withArm(ss.orArms(), extra...), args
 }
 
 // compileSearch compiles everything of a prepared query but its cursors.
@@ -157,13 +159,6 @@ func textSQL(args *sqlArgs, doc string, terms []string) string {
 		qs[i] = "phraseto_tsquery('simple', " + args.add(t) + "::text)"
 	}
 	return "(to_tsvector('simple', cql_fts_text(" + doc + ")) @@ (" + strings.Join(qs, " || ") + "))"
-}
-
-// addArg adds an argument to a list copied from the query's and returns
-// its placeholder.
-func (ss *searchSQL) addArg(list *[]any, v any) string {
-	*list = append(*list, v)
-	return "$" + strconv.Itoa(len(*list))
 }
 
 // usesSpatial reports whether a filter calls a spatial predicate.
@@ -508,6 +503,36 @@ func (s *Store) countInSnapshot(ctx context.Context, budget time.Duration, snaps
 // time.
 const chunkSize = 256
 
+// pageSQL is the statement that reads n rows from a cursor (nil: from
+// the start) in the read order, and its arguments.
+func (ss *searchSQL) pageSQL(cur *search.Cursor, backward bool, n int) (string, []any, error) {
+	args := &sqlArgs{list: append([]any(nil), ss.args.list...)}
+	sub := &searchSQL{args: args, where: ss.where, q: ss.q}
+	order, keyset, err := sub.orderAndKeyset(cur, backward)
+	if err != nil {
+		return "", nil, err
+	}
+	var extra []string
+	if keyset != "" {
+		extra = append(extra, keyset)
+	}
+	limit := args.add(n)
+	// The access arms, OR'd. (Reading each arm on its own and merging
+	// them would keep partition pruning for the readable collections,
+	// but the planner then walked the order index for the shared items;
+	// see docs/benchmarks.md.)
+	return `SELECT ` + searchColumns + ` FROM items WHERE ` + ss.withArm(ss.orArms(), extra...) +
+		` ORDER BY ` + order + ` LIMIT ` + limit, args.list, nil
+}
+
+// orArms is the access arms as one condition ("" without rules).
+func (ss *searchSQL) orArms() string {
+	if ss.arms == nil {
+		return ""
+	}
+	return "(" + strings.Join(ss.arms, " OR ") + ")"
+}
+
 // page reads up to Limit+1 matching rows in the read order.
 func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, error) {
 	cur, backward := ss.q.After, false
@@ -517,32 +542,15 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 	want := ss.q.Limit + 1
 	var out []*catalog.Item
 	for {
-		args := &sqlArgs{list: append([]any(nil), ss.args.list...)}
-		sub := &searchSQL{args: args, where: ss.where, q: ss.q}
-		order, keyset, err := sub.orderAndKeyset(cur, backward)
-		if err != nil {
-			return nil, err
-		}
-		var extra []string
-		if keyset != "" {
-			extra = append(extra, keyset)
-		}
 		n := want - len(out)
 		if ss.residual != nil {
 			n = max(n, chunkSize)
 		}
-		limit := args.add(n)
-		// The access arms, OR'd. (Reading each arm on its own and
-		// merging them would keep partition pruning for the readable
-		// collections, but the planner then walked the order index for
-		// the shared items; see docs/benchmarks.md.)
-		arm := ""
-		if ss.arms != nil {
-			arm = "(" + strings.Join(ss.arms, " OR ") + ")"
+		sql, args, err := ss.pageSQL(cur, backward, n)
+		if err != nil {
+			return nil, err
 		}
-		sql := `SELECT ` + searchColumns + ` FROM items WHERE ` + ss.withArm(arm, extra...) +
-			` ORDER BY ` + order + ` LIMIT ` + limit
-		rows, err := q.Query(ctx, sql, args.list...)
+		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
 			return nil, searchError(err)
 		}
@@ -572,10 +580,6 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 // budget runs out. It runs in the page's transaction, which a timeout
 // aborts, so it comes last.
 func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
-	where, args := ss.allWhere()
-	if ss.residual == nil {
-		args = append([]any(nil), ss.args.list...)
-	}
 	var n int64
 	if ss.residual == nil {
 		// Without geometry tests the count runs whole under a statement
@@ -583,11 +587,7 @@ func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
 		// stops after CountCap matches instead.
 		// One count per access arm (they are disjoint), so that each
 		// keeps its indexes.
-		var extra []string
-		if ss.timeRange != nil {
-			extra = append(extra, "tstzrange(start_dt, end_dt, '[]') && tstzrange("+ss.addArg(&args, ss.timeRange[0])+"::timestamptz, "+
-				ss.addArg(&args, ss.timeRange[1])+"::timestamptz, '[]')")
-		}
+		extra, args := ss.everyMatch()
 		var parts []string
 		for _, arm := range ss.armsOrNone() {
 			w := ss.withArm(arm, extra...)
@@ -614,6 +614,7 @@ func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
 		return &n, nil
 	}
 	deadline := time.Now().Add(ss.q.CountBudget)
+	where, args := ss.allWhere()
 	rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, args...)
 	if err != nil {
 		return nil, searchError(err)
@@ -665,20 +666,15 @@ func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze bool
 	if q.Before != nil {
 		cur, backward = q.Before, true
 	}
-	order, keyset, err := ss.orderAndKeyset(cur, backward)
+	sql, args, err := ss.pageSQL(cur, backward, q.Limit+1)
 	if err != nil {
 		return "", err
-	}
-	where := ss.where
-	if keyset != "" {
-		where = append(where, keyset)
 	}
 	opts := "(COSTS)"
 	if analyze {
 		opts = "(ANALYZE, BUFFERS, COSTS)"
 	}
-	sql := fmt.Sprintf(`EXPLAIN %s SELECT %s FROM items WHERE %s ORDER BY %s LIMIT %d`, opts, searchColumns, strings.Join(where, " AND "), order, q.Limit+1)
-	rows, err := s.pool.Query(ctx, sql, ss.args.list...)
+	rows, err := s.pool.Query(ctx, "EXPLAIN "+opts+" "+sql, args...)
 	if err != nil {
 		return "", searchError(err)
 	}
