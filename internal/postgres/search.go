@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ type searchSQL struct {
 	// arms are the access rules as disjoint conditions (nil: no rules,
 	// the admin's search; one "false" arm: nothing is readable). Counts
 	// count each arm on its own, with its own indexes, and add them up.
-	arms []string
+	arms []accessArm
 	// timeRange holds the bounds of the datetime overlap (nil without a
 	// datetime), which the statements that read every match test as a
 	// range too.
@@ -120,7 +121,7 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 		s.timeRange = []any{lo, hi}
 	}
 	if a := q.Access; a != nil {
-		s.arms = accessArms(s.args, a)
+		s.arms = accessArms(s.args, a, q.Collections)
 	}
 	if len(q.Q) > 0 {
 		s.where = append(s.where, textSQL(s.args, "content->'properties'", q.Q))
@@ -179,34 +180,86 @@ func usesSpatial(e cql2.Expr) bool {
 // outside those collections; an item the caller owns that none of the
 // others covers. Being disjoint, they count and merge without
 // duplicates.
-func accessArms(args *sqlArgs, a *search.Access) []string {
-	var arms, covered []string
+//
+// Arms of collections the query does not ask for (when it names some)
+// are left out: the planner would prune them, but not a share's lookup
+// by key.
+func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
+	var (
+		arms    []accessArm
+		covered []string
+	)
+	asked := func(c string) bool { return len(only) == 0 || slices.Contains(only, c) }
+	within := func(colls []string) []string {
+		var out []string
+		for _, c := range colls {
+			if asked(c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	a = &search.Access{Collections: within(a.Collections), Drafts: within(a.Drafts), Items: a.Items, Owner: a.Owner}
 	if len(a.Collections) > 0 {
 		c := "(state <> 'draft' AND collection = ANY(" + args.add(a.Collections) + "::text[]))"
-		arms, covered = append(arms, c), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
 	if len(a.Drafts) > 0 {
 		c := "(state = 'draft' AND collection = ANY(" + args.add(a.Drafts) + "::text[]))"
-		arms, covered = append(arms, c), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
 	if len(a.Items) > 0 {
-		colls, ids := make([]string, len(a.Items)), make([]string, len(a.Items))
-		for i, r := range a.Items {
-			colls[i], ids[i] = r.Collection, r.ID
+		// One arm per collection of shared items, each its ids as an
+		// array: the collection prunes the partitions and the array is
+		// one scan of the primary key. Items of a readable collection
+		// are covered by its arm already (a share lists non-drafts only).
+		readable := make(map[string]bool, len(a.Collections))
+		for _, c := range a.Collections {
+			readable[c] = true
 		}
-		c := "(state <> 'draft' AND (collection, id) IN (SELECT * FROM unnest(" + args.add(colls) + "::text[], " + args.add(ids) + "::text[])))"
-		arms = append(arms, notAny(c, covered))
-		covered = append(covered, c)
+		var order []string
+		byColl := map[string][]string{}
+		for _, r := range a.Items {
+			if readable[r.Collection] || !asked(r.Collection) {
+				continue
+			}
+			if _, ok := byColl[r.Collection]; !ok {
+				order = append(order, r.Collection)
+			}
+			byColl[r.Collection] = append(byColl[r.Collection], r.ID)
+		}
+		for _, coll := range order {
+			c := "(state <> 'draft' AND collection = " + args.add(coll) + "::text AND id = ANY(" + args.add(byColl[coll]) + "::text[]))"
+			arms, covered = append(arms, accessArm{cond: c, byKey: true}), append(covered, c)
+		}
 	}
 	if a.Owner != "" {
 		// items_owner_idx serves this arm.
 		c := "(content #>> ARRAY['properties', 'dt:owner'] = " + args.add(a.Owner) + "::text)"
-		arms = append(arms, notAny(c, covered))
+		arms = append(arms, accessArm{cond: notAny(c, covered)})
 	}
 	if len(arms) == 0 {
-		return []string{"false"}
+		return []accessArm{{cond: "false"}}
 	}
 	return arms
+}
+
+// accessArm is one way an item may be readable. A byKey arm names its
+// items one by one (shares): they are fetched by key and then tested
+// against the query. The planner, left to choose, walked an order or
+// geometry index of a whole partition to find the few shared items in it.
+type accessArm struct {
+	cond  string
+	byKey bool
+}
+
+// armSource returns the FROM source and WHERE clause that read one arm's
+// matches (the zero arm: every match).
+func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
+	if a.byKey {
+		return "(SELECT * FROM items WHERE " + a.cond + " OFFSET 0) AS items", ss.withArm("", extra...)
+	}
+	return "items", ss.withArm(a.cond, extra...)
 }
 
 // notAny is c and none of the covered conditions (NULL-safe: a NULL is
@@ -229,9 +282,9 @@ func (ss *searchSQL) withArm(arm string, extra ...string) string {
 }
 
 // armsOrNone returns the arms to read, or one empty arm without rules.
-func (ss *searchSQL) armsOrNone() []string {
+func (ss *searchSQL) armsOrNone() []accessArm {
 	if ss.arms == nil {
-		return []string{""}
+		return []accessArm{{}}
 	}
 	return ss.arms
 }
@@ -517,12 +570,25 @@ func (ss *searchSQL) pageSQL(cur *search.Cursor, backward bool, n int) (string, 
 		extra = append(extra, keyset)
 	}
 	limit := args.add(n)
-	// The access arms, OR'd. (Reading each arm on its own and merging
-	// them would keep partition pruning for the readable collections,
-	// but the planner then walked the order index for the shared items;
-	// see docs/benchmarks.md.)
-	return `SELECT ` + searchColumns + ` FROM items WHERE ` + ss.withArm(ss.orArms(), extra...) +
-		` ORDER BY ` + order + ` LIMIT ` + limit, args.list, nil
+	arms := ss.armsOrNone()
+	if len(arms) == 1 {
+		from, where := ss.armSource(arms[0], extra...)
+		return `SELECT ` + searchColumns + ` FROM ` + from + ` WHERE ` + where +
+			` ORDER BY ` + order + ` LIMIT ` + limit, args.list, nil
+	}
+	// Several access arms: each is read on its own, in the read order and
+	// up to the page size, and the pages are merged. One OR of the arms
+	// would keep PostgreSQL from pruning partitions and from using each
+	// arm's own index: a caller who may read one collection and some
+	// items of others would walk every partition's order index.
+	parts := make([]string, len(arms))
+	for i, arm := range arms {
+		from, where := ss.armSource(arm, extra...)
+		parts[i] = `(SELECT ` + searchColumns + ` FROM ` + from + ` WHERE ` + where +
+			` ORDER BY ` + order + ` LIMIT ` + limit + `)`
+	}
+	return `SELECT ` + searchColumns + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) AS arms ORDER BY ` +
+		order + ` LIMIT ` + limit, args.list, nil
 }
 
 // orArms is the access arms as one condition ("" without rules).
@@ -530,7 +596,11 @@ func (ss *searchSQL) orArms() string {
 	if ss.arms == nil {
 		return ""
 	}
-	return "(" + strings.Join(ss.arms, " OR ") + ")"
+	conds := make([]string, len(ss.arms))
+	for i, a := range ss.arms {
+		conds[i] = a.cond
+	}
+	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
 // page reads up to Limit+1 matching rows in the read order.
@@ -590,11 +660,11 @@ func (ss *searchSQL) count(ctx context.Context, tx pgx.Tx) (*int64, error) {
 		extra, args := ss.everyMatch()
 		var parts []string
 		for _, arm := range ss.armsOrNone() {
-			w := ss.withArm(arm, extra...)
+			from, w := ss.armSource(arm, extra...)
 			if ss.spatial {
-				parts = append(parts, `(SELECT count(*) FROM (SELECT 1 FROM items WHERE `+w+` LIMIT `+strconv.Itoa(CountCap)+`) AS m)`)
+				parts = append(parts, `(SELECT count(*) FROM (SELECT 1 FROM `+from+` WHERE `+w+` LIMIT `+strconv.Itoa(CountCap)+`) AS m)`)
 			} else {
-				parts = append(parts, `(SELECT count(*) FROM items WHERE `+w+`)`)
+				parts = append(parts, `(SELECT count(*) FROM `+from+` WHERE `+w+`)`)
 			}
 		}
 		sql := `SELECT ` + strings.Join(parts, " + ")

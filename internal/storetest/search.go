@@ -220,7 +220,7 @@ func walkPages(t *testing.T, s SearchStore, q search.Query, want []string) {
 	cur := q
 	for n := 0; ; n++ {
 		if n > len(want)+2 {
-			t.Fatal("paging does not end")
+			t.Fatalf("paging does not end: pages %v, want %v", pages, want)
 		}
 		p, err := s.Search(ctx(t), &cur)
 		if err != nil {
@@ -708,6 +708,25 @@ func testSearchAccess(t *testing.T, s SearchStore) {
 				t.Errorf("access %+v, states %v: %s", a, states, msg)
 			}
 		}
+		// Small pages walk the arms of the rules in step, forwards and
+		// back, in the default order, by a property and under a filter.
+		for _, q := range []search.Query{
+			{Access: a, Limit: 3},
+			{Access: a, Limit: 5, Collections: []string{"c1"}},
+			{Access: a, Limit: 4, Sort: []search.SortKey{{Property: "n", Desc: true}}},
+			{Access: a, Limit: 2, Filter: mustFilter(t, "n > 10 OR s IS NULL"), States: []catalog.State{catalog.StateArchived}},
+		} {
+			if err := search.Prepare(&q); err != nil {
+				t.Fatal(err)
+			}
+			all := q
+			all.Limit = catalog.MaxPageSize
+			want, _, err := search.Run(&all, items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			walkPages(t, s, q, ids(want.Items))
+		}
 	}
 }
 
@@ -809,4 +828,14 @@ func testAggregations(t *testing.T, s SearchStore) {
 	if _, err := search.ParseAggregations("aggregations", []string{"nonsense"}, ""); catalog.ErrorCode(err) != catalog.EINVALID {
 		t.Fatalf("unknown aggregation: %v", err)
 	}
+}
+
+// mustFilter parses a CQL2 text filter.
+func mustFilter(t *testing.T, text string) cql2.Expr {
+	t.Helper()
+	e, err := cql2.ParseText(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
