@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,7 +213,7 @@ func (b *benchIngest) once(ctx context.Context, run int, collections []json.RawM
 			return runResult{}, err
 		}
 		stop = srv.stop
-		load = &httpLoader{base: srv.url, client: &http.Client{}, published: b.published}
+		load = &httpLoader{base: srv.url, token: srv.token, client: &http.Client{}, published: b.published}
 	} else {
 		sl, err := openStoreLoader(ctx, t)
 		if err != nil {
@@ -327,6 +329,7 @@ type loader interface {
 
 type httpLoader struct {
 	base      string
+	token     string
 	client    *http.Client
 	published bool
 }
@@ -337,6 +340,7 @@ func (h *httpLoader) post(ctx context.Context, path, ct string, body []byte) err
 		return err
 	}
 	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Authorization", "Bearer "+h.token)
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return err
@@ -449,8 +453,9 @@ func (s *storeLoader) bulk(ctx context.Context, collection string, ndjson []byte
 
 // server is a twinstac serve child process.
 type server struct {
-	url  string
-	stop func() int64
+	url   string
+	token string // the node-admin token the server was started with
+	stop  func() int64
 }
 
 // startServer runs this binary's serve command on a free port and waits
@@ -460,11 +465,19 @@ func startServer(ctx context.Context, t *target, stderr io.Writer) (*server, err
 	if err != nil {
 		return nil, err
 	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(secret)
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.dataDir, "--log-level", "warn"}
 	if t.databaseURL != "" {
 		args = append(args, "--database-url", t.databaseURL)
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
+	// The token goes in the environment, not the command line that other
+	// users of the machine can read.
+	cmd.Env = append(os.Environ(), "TWINSTAC_ADMIN_TOKEN="+token)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -481,7 +494,7 @@ func startServer(ctx context.Context, t *target, stderr io.Writer) (*server, err
 	fields := strings.Fields(line)
 	u := fields[len(fields)-1]
 	pid := cmd.Process.Pid
-	return &server{url: u, stop: func() int64 {
+	return &server{url: u, token: token, stop: func() int64 {
 		rss := peakRSS(pid)
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()

@@ -32,6 +32,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	schema  string
 	timings *queryTimings
+	// countEstimateLimit is CountEstimateLimit (tests lower it).
+	countEstimateLimit float64
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -86,7 +88,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, dbError(err)
 	}
-	s := &Store{pool: pool, schema: opts.Schema, timings: timings}
+	s := &Store{pool: pool, schema: opts.Schema, timings: timings, countEstimateLimit: CountEstimateLimit}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -342,8 +342,14 @@ func genItems(t *testing.T, rng *rand.Rand, n int) []*catalog.Item {
 		if rng.IntN(3) == 0 {
 			props["description"] = titles[rng.IntN(len(titles))] + " for Chișinău"
 		}
-		if rng.IntN(2) == 0 {
-			props["keywords"] = []any{[]string{"flood", "heat", "water-tank"}[rng.IntN(3)], 7, "Twin"}
+		switch rng.IntN(4) {
+		case 0, 1:
+			// Quotes, backslashes and control characters separate words
+			// like any other character that is neither letter nor digit.
+			kw := []string{"flood", "heat", "water-tank", "say \"tank\"", "back\\slash", "line\nbreak", "tab\tflood", "bell\u0007heat"}
+			props["keywords"] = []any{kw[rng.IntN(len(kw))], 7, "Twin", []any{"nested"}}
+		case 2:
+			props["keywords"] = "flood" // not an array: no keywords
 		}
 		coll := []string{"c1", "c2"}[rng.IntN(2)]
 		st := []catalog.State{catalog.StatePublished, catalog.StatePublished, catalog.StateDraft, catalog.StateDeprecated, catalog.StateArchived}[rng.IntN(5)]
@@ -455,7 +461,7 @@ func testSearchDifferential(t *testing.T, s SearchStore) {
 			q.Collections = []string{"c2"}
 		}
 		if i%7 == 0 {
-			terms := []string{"flood", "FLOOD MODEL", "model zurich", "zürich", "heat", "urban heat", "v2", "2 1", "water tank", "twin 3", "ωMEGA", "chișinău", "7", "island"}
+			terms := []string{"flood", "FLOOD MODEL", "model zurich", "zürich", "heat", "urban heat", "v2", "2 1", "water tank", "twin 3", "ωMEGA", "chișinău", "7", "island", "tank", "say tank", "back slash", "line break", "nbreak", "tab flood", "bell heat", "u0007heat", "nested"}
 			q.Q = []string{terms[rng.IntN(len(terms))], terms[rng.IntN(len(terms))]}[:1+rng.IntN(2)]
 		}
 		if msg := diffSearch(t, s, q, items); msg != "" {

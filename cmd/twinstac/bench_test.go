@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// asBinaryEnv makes the test binary act as the twinstac binary, for
+// commands that start it as a child process (bench ingest --via http
+// runs `twinstac serve`).
+const asBinaryEnv = "TWINSTAC_TEST_AS_BINARY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asBinaryEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// bench ingest --via http starts a server and loads through its API as
+// a node administrator.
+func TestBenchIngestThroughHTTP(t *testing.T) {
+	t.Setenv(asBinaryEnv, "1")
+	dir := t.TempDir()
+	colls := `[{"type":"Collection","stac_version":"1.0.0","id":"c1","description":"bench test","license":"CC-BY-4.0",
+		"extent":{"spatial":{"bbox":[[-180,-90,180,90]]},"temporal":{"interval":[["2024-01-01T00:00:00Z",null]]}},"links":[]}]`
+	var items strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&items, `{"type":"Feature","stac_version":"1.0.0","id":"i%02d","collection":"c1","geometry":{"type":"Point","coordinates":[11,48]},"bbox":[11,48,11,48],"properties":{"datetime":"2024-01-01T00:%02d:00Z"},"assets":{},"links":[]}`+"\n", i, i)
+	}
+	cf, itf := filepath.Join(dir, "collections.json"), filepath.Join(dir, "items.ndjson")
+	if err := os.WriteFile(cf, []byte(colls), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(itf, []byte(items.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	root := newRoot(&out, io.Discard)
+	root.SetArgs([]string{"bench", "ingest", "--file", itf, "--collections", cf, "--via", "http", "--runs", "1"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("bench ingest --via http: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "run 1: 50 items") {
+		t.Fatalf("the output does not report 50 items loaded:\n%s", out.String())
+	}
+}
