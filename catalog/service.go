@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,13 @@ type Service struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cachedCollection
+	lists   map[string]cachedList
+	gen     uint64 // bumped by every change, so that a list read across one is not kept
+}
+
+type cachedList struct {
+	cs []*Collection
+	at time.Time
 }
 
 type cachedCollection struct {
@@ -67,10 +75,72 @@ func (s *Service) CachedCollection(ctx context.Context, id string) (*Collection,
 	return c, nil
 }
 
-// forget drops a collection from the cache after a change.
+// ReadableCollections returns every collection readable under f (every
+// collection for nil), in id order, for decisions on the hot path (a
+// search resolves its caller's collections on every request): from
+// memory when fresh, as CachedCollection. Callers must not modify them.
+func (s *Service) ReadableCollections(ctx context.Context, f *ReadFilter) ([]*Collection, error) {
+	key := readFilterKey(f)
+	now := time.Now()
+	s.cacheMu.Lock()
+	e, ok := s.lists[key]
+	gen := s.gen
+	s.cacheMu.Unlock()
+	if ok && now.Sub(e.at) < s.CollectionCacheTTL {
+		return e.cs, nil
+	}
+	var out []*Collection
+	q := CollectionQuery{Readable: f, Limit: MaxPageSize}
+	for {
+		page, err := s.Store.ListCollections(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Collections...)
+		if page.Next == "" {
+			break
+		}
+		q.After = page.Next
+	}
+	if s.CollectionCacheTTL > 0 {
+		s.cacheMu.Lock()
+		if s.gen != gen {
+			s.cacheMu.Unlock()
+			return out, nil
+		}
+		if s.lists == nil || len(s.lists) > 1000 {
+			s.lists = map[string]cachedList{}
+		}
+		s.lists[key] = cachedList{cs: out, at: now}
+		s.cacheMu.Unlock()
+	}
+	return out, nil
+}
+
+// readFilterKey identifies a read filter in the list cache.
+func readFilterKey(f *ReadFilter) string {
+	if f == nil {
+		return "*"
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Quote(f.User))
+	for _, id := range f.IDs {
+		b.WriteString(" =" + strconv.Quote(id))
+	}
+	for _, p := range f.Prefixes {
+		b.WriteString(" ^" + strconv.Quote(p))
+	}
+	return b.String()
+}
+
+// forget drops a collection from the cache after a change, and every
+// cached list of readable collections (a change of owner or visibility
+// moves it in or out of them).
 func (s *Service) forget(id string) {
 	s.cacheMu.Lock()
 	delete(s.cache, id)
+	clear(s.lists)
+	s.gen++
 	s.cacheMu.Unlock()
 }
 
@@ -107,6 +177,7 @@ func (s *Service) CreateCollection(ctx context.Context, raw []byte, owner string
 	if _, err := c.Seal(); err != nil {
 		return nil, err
 	}
+	defer s.forget(c.ID)
 	err = s.Store.Update(ctx, func(tx Tx) error {
 		if err := tx.InsertCollection(ctx, c); err != nil {
 			return err

@@ -364,16 +364,19 @@ func (s *Server) searchAccess(ctx context.Context) (*search.Access, error) {
 		return nil, err
 	}
 	a := &search.Access{Owner: c.User}
-	err = s.eachCollection(ctx, f, func(coll *catalog.Collection) error {
+	colls, err := s.deps.Catalog.ReadableCollections(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, coll := range colls {
 		a.Collections = append(a.Collections, coll.ID)
 		drafts, err := s.seesDrafts(ctx, coll, "*")
+		if err != nil {
+			return nil, err
+		}
 		if drafts {
 			a.Drafts = append(a.Drafts, coll.ID)
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
 	}
 	if a.Items, err = s.deps.Authz.ReadableItems(ctx, c); err != nil {
 		return nil, err

@@ -181,3 +181,41 @@ func pagedSearchIDs(t *testing.T, b *bundle, first string, auth []string) []stri
 	}
 	return out
 }
+
+// TestSearchSeesCollectionChangesAtOnce: a search resolves the caller's
+// readable collections from a short-lived cache; a change of visibility
+// and a new collection made through this server show in the next search.
+func TestSearchSeesCollectionChangesAtOnce(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *bundle) {
+		found := func() []string {
+			ids := pagedSearchIDs(t, b, "/search?limit=50", anonymous)
+			slices.Sort(ids)
+			return ids
+		}
+		doc := collectionDoc("hidden")
+		doc["dt:visibility"] = "private"
+		b.want(b.do("POST", "/collections", doc), 201)
+		b.want(b.do("POST", "/collections/hidden/items", itemDoc("a")), 201)
+		b.want(b.do("POST", "/collections/hidden/items/a/lifecycle", map[string]any{"state": "published"}), 200)
+		if got := found(); len(got) != 0 {
+			t.Fatalf("anonymous finds %v in a private collection", got)
+		}
+		b.want(b.do("PATCH", "/collections/hidden", map[string]any{"dt:visibility": "public"}), 200)
+		if got := found(); !slices.Equal(got, []string{"hidden/a"}) {
+			t.Fatalf("after the collection was made public anonymous finds %v, want [hidden/a]", got)
+		}
+		doc = collectionDoc("fresh")
+		doc["dt:visibility"] = "public"
+		b.want(b.do("POST", "/collections", doc), 201)
+		b.want(b.do("POST", "/collections/fresh/items", itemDoc("b")), 201)
+		b.want(b.do("POST", "/collections/fresh/items/b/lifecycle", map[string]any{"state": "published"}), 200)
+		if got := found(); !slices.Equal(got, []string{"fresh/b", "hidden/a"}) {
+			t.Fatalf("after a new public collection anonymous finds %v, want [fresh/b hidden/a]", got)
+		}
+		b.want(b.do("PATCH", "/collections/hidden", map[string]any{"dt:visibility": "private"}), 200)
+		if got := found(); !slices.Equal(got, []string{"fresh/b"}) {
+			t.Fatalf("after the collection was made private again anonymous finds %v, want [fresh/b]", got)
+		}
+	})
+}

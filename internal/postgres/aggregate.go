@@ -31,7 +31,7 @@ func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.A
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	where, args := ss.allWhere()
 	if ss.residual != nil {
-		rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, args...)
+		rows, err := tx.Query(ctx, `SELECT `+searchColumns+` FROM items WHERE `+where, customPlan(args)...)
 		if err != nil {
 			return nil, searchError(err)
 		}
@@ -66,7 +66,7 @@ func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.A
 func aggregateOne(ctx context.Context, tx pgx.Tx, where string, args []any, spec search.AggSpec) (search.AggResult, error) {
 	r := search.AggregateItems([]search.AggSpec{spec}, nil)[0]
 	one := func(sql string, dest ...any) error {
-		if err := tx.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+		if err := tx.QueryRow(ctx, sql, customPlan(args)...).Scan(dest...); err != nil {
 			return searchError(err)
 		}
 		return nil
@@ -105,7 +105,7 @@ func aggregateOne(ctx context.Context, tx pgx.Tx, where string, args []any, spec
 		r.DataType = "interval_" + interval
 		// interval is one of search.Intervals, a keyword of date_trunc.
 		rows, err := tx.Query(ctx, `SELECT date_trunc('`+interval+`', start_dt, 'UTC') AS k, count(*) FROM items WHERE `+where+
-			` GROUP BY k ORDER BY k`, args...)
+			` GROUP BY k ORDER BY k`, customPlan(args)...)
 		if err != nil {
 			return r, searchError(err)
 		}
@@ -139,7 +139,7 @@ func aggregateOne(ctx context.Context, tx pgx.Tx, where string, args []any, spec
 				` = 'array' THEN ` + j + ` ELSE jsonb_build_array` + j + ` END) AS e(v) WHERE ` + where +
 				` AND jsonb_typeof(e.v) IN ('string', 'number', 'boolean') GROUP BY 1`
 		}
-		rows, err := tx.Query(ctx, sql, args...)
+		rows, err := tx.Query(ctx, sql, customPlan(args)...)
 		if err != nil {
 			return r, searchError(err)
 		}
@@ -166,7 +166,7 @@ func aggregateOne(ctx context.Context, tx pgx.Tx, where string, args []any, spec
 			return r, err
 		}
 		v := "cql_num" + propertyPath(lit)
-		rows, err := tx.Query(ctx, `SELECT `+v+`, count(*) FROM items WHERE `+where+` AND `+v+` IS NOT NULL GROUP BY 1`, args...)
+		rows, err := tx.Query(ctx, `SELECT `+v+`, count(*) FROM items WHERE `+where+` AND `+v+` IS NOT NULL GROUP BY 1`, customPlan(args)...)
 		if err != nil {
 			return r, searchError(err)
 		}
