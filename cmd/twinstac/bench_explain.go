@@ -23,6 +23,7 @@ type benchExplain struct {
 	queries     string
 	only        []string
 	analyze     bool
+	count       bool
 	access      string
 	repeat      int
 }
@@ -50,6 +51,7 @@ included: their plans are those of the first page with a keyset bound.`,
 	f.StringVar(&b.access, "access", "", "a JSON file of read rules to explain the queries under (default: none, as an administrator)")
 	f.IntVar(&b.repeat, "repeat", b.repeat, "explain each query this many times and print the last plan (the first runs on cold caches)")
 	f.BoolVar(&b.analyze, "analyze", b.analyze, "run the queries (EXPLAIN ANALYZE) rather than only plan them")
+	f.BoolVar(&b.count, "count", false, "explain the statement that counts the matches (numberMatched) instead of the page")
 	return cmd
 }
 
@@ -91,7 +93,7 @@ func (b *benchExplain) run(ctx context.Context, stdout io.Writer) error {
 		sq.Access = access
 		var plan string
 		for range max(b.repeat, 1) {
-			if plan, err = st.ExplainSearch(ctx, sq, b.analyze); err != nil {
+			if plan, err = st.ExplainSearch(ctx, sq, b.analyze, b.count); err != nil {
 				return fmt.Errorf("%s: %w", q.Name, err)
 			}
 		}

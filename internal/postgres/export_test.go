@@ -1,5 +1,8 @@
 package postgres
 
-// SetCountEstimateLimit changes the estimate above which a search within
-// a budget is not counted.
-func SetCountEstimateLimit(s *Store, n float64) { s.countEstimateLimit = n }
+// SetCountCostLimit sets the plan cost above which a search within a
+// budget leaves its count out (0: the default, from the budget).
+func SetCountCostLimit(s *Store, c float64) { s.countCostOverride = c }
+
+// SetProbeRows sets the rows a spatial page's probe reads (0: the default).
+func SetProbeRows(s *Store, n int) { s.probeRows = n }

@@ -85,7 +85,7 @@ func TestIndexedQueryables(t *testing.T) {
 		if err := search.Prepare(&q); err != nil {
 			t.Fatal(err)
 		}
-		plan, err := s.ExplainSearch(ctx, &q, false)
+		plan, err := s.ExplainSearch(ctx, &q, false, false)
 		if err != nil {
 			t.Fatal(err)
 		}

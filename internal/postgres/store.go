@@ -32,8 +32,10 @@ type Store struct {
 	pool    *pgxpool.Pool
 	schema  string
 	timings *queryTimings
-	// countEstimateLimit is CountEstimateLimit (tests lower it).
-	countEstimateLimit float64
+	// countCostOverride, when positive, replaces countCostLimit (tests).
+	countCostOverride float64
+	// probeRows, when positive, is the size of every search probe (tests).
+	probeRows int
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -88,7 +90,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, dbError(err)
 	}
-	s := &Store{pool: pool, schema: opts.Schema, timings: timings, countEstimateLimit: CountEstimateLimit}
+	s := &Store{pool: pool, schema: opts.Schema, timings: timings}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
