@@ -24,13 +24,13 @@ var _ search.Searcher = (*Store)(nil)
 // searchColumns is what a search selects, in scanSearchItem's order.
 const searchColumns = `collection, ` + itemColumnList
 
-func scanSearchItem(row pgx.Row, more ...any) (*catalog.Item, error) {
+func scanSearchItem(row pgx.Row) (*catalog.Item, error) {
 	var (
 		coll, id, state, etag        string
 		created, updated, start, end time.Time
 		content                      []byte
 	)
-	if err := row.Scan(append([]any{&coll, &id, &state, &etag, &created, &updated, &start, &end, &content}, more...)...); err != nil {
+	if err := row.Scan(&coll, &id, &state, &etag, &created, &updated, &start, &end, &content); err != nil {
 		return nil, err
 	}
 	it, err := catalog.LoadItem(coll, id, catalog.State(state), etag, created.UTC(), updated.UTC(), content)
@@ -61,12 +61,6 @@ type searchSQL struct {
 	// serves. Statements that read every match test the range instead.
 	timeConds []string
 	rangeCond string
-	// nBase is how many conditions of where a walk of the order index
-	// tests as it goes (states, collections, ids, the datetime); the
-	// others (free text, geometry, filter) come after them.
-	nBase int
-	// probeOverride, when positive, replaces probeRows (tests).
-	probeOverride int
 }
 
 // everyMatch returns the search as statements that read every match
@@ -134,7 +128,6 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 		s.where = append(s.where, s.timeConds...)
 		s.rangeCond = "tstzrange(start_dt, end_dt, '[]') && tstzrange(" + lo + "::timestamptz, " + hi + "::timestamptz, '[]')"
 	}
-	s.nBase = len(s.where)
 	if a := q.Access; a != nil {
 		s.arms = accessArms(s.args, a, q.Collections)
 	}
@@ -217,11 +210,11 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 	a = &search.Access{Collections: within(a.Collections), Drafts: within(a.Drafts), Items: a.Items, Owner: a.Owner}
 	if len(a.Collections) > 0 {
 		c := "(state <> 'draft' AND collection = ANY(" + args.add(a.Collections) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c, probe: true}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
 	if len(a.Drafts) > 0 {
 		c := "(state = 'draft' AND collection = ANY(" + args.add(a.Drafts) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c, probe: true}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
 	if len(a.Items) > 0 {
 		// One arm per collection of shared items, each its ids as an
@@ -263,13 +256,9 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 // items one by one (shares): they are fetched by key and then tested
 // against the query. The planner, left to choose, walked an order or
 // geometry index of a whole partition to find the few shared items in it.
-//
-// A probe arm covers whole collections: a page of a spatial search
-// first reads a bounded prefix of its order index (see probePage).
 type accessArm struct {
 	cond  string
 	byKey bool
-	probe bool
 }
 
 // armSource returns the FROM source and WHERE clause that read one arm's
@@ -303,7 +292,7 @@ func (ss *searchSQL) withArm(arm string, extra ...string) string {
 // armsOrNone returns the arms to read, or one empty arm without rules.
 func (ss *searchSQL) armsOrNone() []accessArm {
 	if ss.arms == nil {
-		return []accessArm{{probe: true}}
+		return []accessArm{{}}
 	}
 	return ss.arms
 }
@@ -457,7 +446,6 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 	if err != nil {
 		return nil, err
 	}
-	ss.probeOverride = s.probeRows
 	if !q.Count {
 		items, err := ss.page(noCancel(ctx), s.pool)
 		if err != nil {
@@ -630,111 +618,6 @@ func (ss *searchSQL) pageSQL(cur *search.Cursor, backward bool, n int) (string, 
 		order + ` LIMIT ` + limit, args.list, nil
 }
 
-// probeRows is how many rows of each collection's order index a probe
-// reads at most for a page of n rows (override: a store's setting for
-// tests). A probe that does not fill the page costs those rows (about
-// 1.5 µs each here) on top of the planner's plan.
-func probeRows(n, override int) int {
-	if override > 0 {
-		return override
-	}
-	return min(max(2048, 64*n), 16384)
-}
-
-// probes tells whether a page of this search starts with a probe: the
-// search tests geometries, all of it in SQL, in the order of the order
-// index (datetime, id, collection, all one way).
-//
-// PostgreSQL plans a spatial page by its estimate of the matches. PostGIS
-// underestimates them for footprints of a degree or so (20 estimated in
-// the Munich bbox of one collection, 761 there), and the planner then
-// fetches every match through the GiST index and sorts them rather than
-// walking the order index until the page is full: 2–5 times slower, and
-// 100 ms instead of 10 for the benchmark's q8 on one collection.
-func (ss *searchSQL) probes() bool {
-	if !ss.spatial || ss.residual != nil || len(ss.q.Sort) != 3 {
-		return false
-	}
-	for i, p := range []string{search.PropDatetime, search.PropID, search.PropCollection} {
-		k := ss.q.Sort[i]
-		if k.Property != p || k.Desc != ss.q.Sort[0].Desc {
-			return false
-		}
-	}
-	return true
-}
-
-// probePage reads a page by walking the order index of each probe arm
-// for at most probeRows rows, testing the search's other conditions on
-// them; the other arms (shared items, owned items) are read whole as in
-// pageSQL. ok is false when a probe arm did not fill the page within its
-// prefix: its matches may lie beyond it, and the caller reads the page
-// the planner's way. When every probe arm yields the n rows asked, the
-// first n rows of all arms merged are exact: the arm whose n-th row comes
-// first holds n rows up to it, and every arm is complete up to there.
-func (ss *searchSQL) probePage(ctx context.Context, q querier, cur *search.Cursor, backward bool, n int) (items []*catalog.Item, ok bool, err error) {
-	sql, args, err := ss.probeSQL(cur, backward, n)
-	if err != nil {
-		return nil, false, err
-	}
-	rows, err := q.Query(ctx, sql, customPlan(args)...)
-	if err != nil {
-		return nil, false, searchError(err)
-	}
-	arms := ss.armsOrNone()
-	got := make([]int, len(arms))
-	for rows.Next() {
-		var arm int
-		it, err := scanSearchItem(rows, &arm)
-		if err != nil {
-			rows.Close()
-			return nil, false, searchError(err)
-		}
-		got[arm]++
-		if len(items) < n {
-			items = append(items, it)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, searchError(err)
-	}
-	for i, a := range arms {
-		if a.probe && got[i] < n {
-			return nil, false, nil
-		}
-	}
-	return items, true, nil
-}
-
-// probeSQL is probePage's statement: the arms' rows, each with its arm's
-// index, in the read order.
-func (ss *searchSQL) probeSQL(cur *search.Cursor, backward bool, n int) (string, []any, error) {
-	args, order, extra, err := ss.cursorSQL(cur, backward)
-	if err != nil {
-		return "", nil, err
-	}
-	limit, prefix := args.add(n), args.add(probeRows(n, ss.probeOverride))
-	arms := ss.armsOrNone()
-	parts := make([]string, len(arms))
-	for i, arm := range arms {
-		tag := strconv.Itoa(i)
-		if !arm.probe {
-			from, where := ss.armSource(arm, extra...)
-			parts[i] = `(SELECT ` + searchColumns + `, ` + tag + ` AS arm FROM ` + from + ` WHERE ` + where +
-				` ORDER BY ` + order + ` LIMIT ` + limit + `)`
-			continue
-		}
-		walk := append(append([]string(nil), ss.where[:ss.nBase]...), extra...)
-		if arm.cond != "" {
-			walk = append(walk, arm.cond)
-		}
-		parts[i] = `(SELECT ` + searchColumns + `, ` + tag + ` AS arm FROM (SELECT * FROM items WHERE ` + strings.Join(walk, " AND ") +
-			` ORDER BY ` + order + ` LIMIT ` + prefix + `) AS items WHERE ` + strings.Join(append([]string{"true"}, ss.where[ss.nBase:]...), " AND ") +
-			` ORDER BY ` + order + ` LIMIT ` + limit + `)`
-	}
-	return `SELECT ` + searchColumns + `, arm FROM (` + strings.Join(parts, " UNION ALL ") + `) AS arms ORDER BY ` + order, args.list, nil
-}
-
 // orArms is the access arms as one condition ("" without rules).
 func (ss *searchSQL) orArms() string {
 	if ss.arms == nil {
@@ -754,12 +637,6 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 		cur, backward = ss.q.Before, true
 	}
 	want := ss.q.Limit + 1
-	if ss.probes() {
-		items, ok, err := ss.probePage(ctx, q, cur, backward, want)
-		if err != nil || ok {
-			return items, err
-		}
-	}
 	var out []*catalog.Item
 	for {
 		n := want - len(out)
@@ -932,9 +809,8 @@ func searchError(err error) error {
 	return dbError(err)
 }
 
-// ExplainSearch returns the plan of the page query of a prepared search
-// (of its probe, for a search that probes first), or of its count when
-// count is set (EXPLAIN, with ANALYZE and BUFFERS
+// ExplainSearch returns the plan of the page query of a prepared search,
+// or of its count when count is set (EXPLAIN, with ANALYZE and BUFFERS
 // when analyze is set), for benchmarks and for checking that indexes are
 // used.
 func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze, count bool) (string, error) {
@@ -949,13 +825,6 @@ func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze, cou
 	sql, args, err := ss.pageSQL(cur, backward, q.Limit+1)
 	if err != nil {
 		return "", err
-	}
-	if !count && ss.probes() {
-		// The probe runs first; the page statement above only when the
-		// probe does not fill the page.
-		if sql, args, err = ss.probeSQL(cur, backward, q.Limit+1); err != nil {
-			return "", err
-		}
 	}
 	if count {
 		if ss.residual != nil {

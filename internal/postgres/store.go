@@ -34,8 +34,6 @@ type Store struct {
 	timings *queryTimings
 	// countCostOverride, when positive, replaces countCostLimit (tests).
 	countCostOverride float64
-	// probeRows, when positive, is the size of every search probe (tests).
-	probeRows int
 }
 
 var _ catalog.Store = (*Store)(nil)
