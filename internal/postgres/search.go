@@ -61,6 +61,8 @@ type searchSQL struct {
 	// serves. Statements that read every match test the range instead.
 	timeConds []string
 	rangeCond string
+	// geomConds are the conditions of where that test geometries.
+	geomConds []string
 }
 
 // everyMatch returns the search as statements that read every match
@@ -141,6 +143,7 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 			return nil, catalog.Invalid("intersects", "the geometry cannot be searched: %v", err)
 		}
 		s.where = append(s.where, sql)
+		s.geomConds = append(s.geomConds, sql)
 	}
 	pushed, residual := search.Split(q.Filter, pushable)
 	var err error
@@ -151,6 +154,9 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 			return nil, err
 		}
 		s.where = append(s.where, sql)
+		if usesSpatial(pushed) {
+			s.geomConds = append(s.geomConds, sql)
+		}
 	}
 	if residual != nil {
 		if s.residual, err = cql2.NewFilter(residual); err != nil {
@@ -265,7 +271,21 @@ type accessArm struct {
 // matches (the zero arm: every match).
 func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
 	if a.byKey {
-		return "(SELECT * FROM items WHERE " + a.cond + " OFFSET 0) AS items", ss.withArm("", extra...)
+		// The query's conditions go inside the fence, so that PostgreSQL
+		// may read the shared items of a selective filter through the
+		// filter's index rather than one by one; the geometry tests stay
+		// outside: PostGIS underestimates their matches, and with them
+		// inside the planner walked the GiST index of the partition.
+		var in, out []string
+		for _, w := range append(ss.where, extra...) {
+			if slices.Contains(ss.geomConds, w) {
+				out = append(out, w)
+			} else {
+				in = append(in, w)
+			}
+		}
+		return "(SELECT * FROM items WHERE " + strings.Join(append(in, a.cond), " AND ") + " OFFSET 0) AS items",
+			strings.Join(append([]string{"true"}, out...), " AND ")
 	}
 	return "items", ss.withArm(a.cond, extra...)
 }

@@ -721,6 +721,8 @@ func testSearchAccess(t *testing.T, s SearchStore) {
 			{Access: a, Limit: 5, Collections: []string{"c1"}},
 			{Access: a, Limit: 4, Sort: []search.SortKey{{Property: "n", Desc: true}}},
 			{Access: a, Limit: 2, Filter: mustFilter(t, "n > 10 OR s IS NULL"), States: []catalog.State{catalog.StateArchived}},
+			{Access: a, Limit: 3, BBox: []float64{-180, -80, 20, 80}, Filter: mustFilter(t, "m < 8")},
+			{Access: a, Limit: 2, Filter: mustFilter(t, "S_INTERSECTS(geometry, POLYGON((-180 -80, 0 -80, 0 80, -180 80, -180 -80))) AND m < 7")},
 		} {
 			if err := search.Prepare(&q); err != nil {
 				t.Fatal(err)
