@@ -191,8 +191,8 @@ func usesSpatial(e cql2.Expr) bool {
 // accessArms turns a caller's read rules into disjoint conditions, one
 // per way an item may be readable: a non-draft of a readable collection;
 // a draft where the caller sees drafts; a non-draft shared on its own
-// outside those collections; an item the caller owns that none of the
-// others covers. Being disjoint, they count and merge without
+// outside those collections that the caller does not own; an item the
+// caller owns that neither of the first two covers. Being disjoint, they count and merge without
 // duplicates.
 //
 // Arms of collections the query does not ask for (when it names some)
@@ -242,9 +242,16 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 			}
 			byColl[r.Collection] = append(byColl[r.Collection], r.ID)
 		}
+		// A shared item the caller owns is left to the owner arm, so
+		// that the owner arm need not exclude the shared ids (two more
+		// copies of the arrays to plan and test).
+		notOwned := ""
+		if a.Owner != "" && len(order) > 0 {
+			notOwned = " AND content #>> ARRAY['properties', 'dt:owner'] IS DISTINCT FROM " + args.add(a.Owner) + "::text"
+		}
 		for _, coll := range order {
-			c := "(state <> 'draft' AND collection = " + args.add(coll) + "::text AND id = ANY(" + args.add(byColl[coll]) + "::text[]))"
-			arms, covered = append(arms, accessArm{cond: c, byKey: true}), append(covered, c)
+			c := "(state <> 'draft' AND collection = " + args.add(coll) + "::text AND id = ANY(" + args.add(byColl[coll]) + "::text[])" + notOwned + ")"
+			arms = append(arms, accessArm{cond: c, byKey: true})
 		}
 	}
 	if a.Owner != "" {

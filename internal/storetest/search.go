@@ -700,8 +700,17 @@ func testSearchAccess(t *testing.T, s SearchStore) {
 	insertCollection(t, s, "c1")
 	insertCollection(t, s, "c2")
 	insertItems(t, s, items...)
+	// Items shared with carol that she owns too, and some she does not.
+	var carols []search.ItemRef
+	for i, it := range items {
+		if it.Owner() == "carol" || i%25 == 0 {
+			carols = append(carols, search.ItemRef{Collection: it.Collection, ID: it.ID})
+		}
+	}
 	for _, a := range []*search.Access{
 		{},
+		{Owner: "carol", Items: carols},
+		{Collections: []string{"c1"}, Owner: "carol", Items: carols},
 		{Collections: []string{"c1"}},
 		{Collections: []string{"c1"}, Drafts: []string{"c1"}},
 		{Drafts: []string{"c2"}, Items: []search.ItemRef{{Collection: "c1", ID: "i001"}, {Collection: "c1", ID: "i002"}, {Collection: "c2", ID: "i010"}, {Collection: "c1", ID: "i150"}}},
