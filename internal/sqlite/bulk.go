@@ -136,7 +136,7 @@ type bulkLoad struct {
 	now        time.Time
 	res        catalog.BulkResult
 
-	insert, event *sql.Stmt
+	insert, text, event *sql.Stmt
 	find, replace *sql.Stmt // upsert mode only
 }
 
@@ -151,6 +151,7 @@ func (l *bulkLoad) prepare(ctx context.Context, mode catalog.BulkMode) error {
 		return st
 	}
 	l.insert = prep(insertItemSQL)
+	l.text = prep(insertTextSQL)
 	l.event = prep(insertEventSQL)
 	if mode == catalog.BulkUpsert {
 		l.find = prep("SELECT rowid, state, created FROM items WHERE collection = ? AND id = ?")
@@ -171,7 +172,7 @@ func (l *bulkLoad) eventTime(it *catalog.Item) time.Time {
 }
 
 func (l *bulkLoad) close() {
-	for _, st := range []*sql.Stmt{l.insert, l.event, l.find, l.replace} {
+	for _, st := range []*sql.Stmt{l.insert, l.text, l.event, l.find, l.replace} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -213,8 +214,12 @@ func (l *bulkLoad) write(ctx context.Context, e encodedItem) error {
 			return nil
 		}
 	}
-	if _, err := l.insert.ExecContext(ctx, insertArgs(it, &e.cols)...); err != nil {
+	res, err := l.insert.ExecContext(ctx, insertArgs(it, &e.cols)...)
+	if err != nil {
 		return l.tx.insertItemError(ctx, it, err)
+	}
+	if err := indexText(ctx, l.text.ExecContext, res, &e.cols); err != nil {
+		return err
 	}
 	if _, err := l.event.ExecContext(ctx, eventArgs(ev)...); err != nil {
 		return dbError(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/catalog/search"
 )
 
 // querier is what *sql.DB and *sql.Tx share, so that the store's reads
@@ -26,6 +27,9 @@ type itemColumns struct {
 	created, updated       int64
 	etag                   string
 	content                any // the document as a string, or nil for a tombstone
+	// text is what free text matches (search.ItemText), for items_fts;
+	// none for a tombstone.
+	text string
 }
 
 // columnsOf extracts the stored columns of a sealed item. An item without
@@ -52,6 +56,7 @@ func columnsOf(it *catalog.Item) (itemColumns, error) {
 		return itemColumns{}, catalog.Internal(err)
 	}
 	c.content = string(doc)
+	c.text = search.ItemText(it.Props)
 	g, err := it.LoadGeometry()
 	if err != nil {
 		return itemColumns{}, catalog.Internal(err)

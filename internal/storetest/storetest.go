@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/catalog/search"
 )
 
 // Run runs the contract suite. open must return a new empty, migrated
@@ -813,6 +814,25 @@ func testBulkUpsert(t *testing.T, s catalog.Store) {
 	}
 	if !fresh.Created.Equal(later) {
 		t.Fatalf("new item created %v, want %v", fresh.Created, later)
+	}
+	// Free text finds the new title of the replaced and the new items.
+	if se, ok := s.(search.Searcher); ok {
+		q := search.Query{Collections: []string{"c"}, Q: []string{"v2"}, States: []catalog.State{catalog.StateDraft}, Limit: 100}
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		p, err := se.Search(ctx(t), &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range p.Items {
+			got = append(got, it.ID)
+		}
+		slices.Sort(got)
+		if want := []string{"u00005", "u00006", "u00007", "u00008", "u00009", "u00010", "u00011", "u00012", "u00013", "u00014"}; !slices.Equal(got, want) {
+			t.Fatalf("free text v2 after the upsert finds %v, want %v", got, want)
+		}
 	}
 	// A published item is immutable: upserting it fails the whole load.
 	insertItems(t, s, NewItem(t, "c", "pub", t0, "null", catalog.StatePublished))
