@@ -137,7 +137,7 @@ type bulkLoad struct {
 	res        catalog.BulkResult
 
 	insert, text, event *sql.Stmt
-	find, replace *sql.Stmt // upsert mode only
+	find, replace       *sql.Stmt // upsert mode only
 }
 
 func (l *bulkLoad) prepare(ctx context.Context, mode catalog.BulkMode) error {
