@@ -378,7 +378,7 @@ func (s *Server) searchAccess(ctx context.Context) (*search.Access, error) {
 			a.Drafts = append(a.Drafts, coll.ID)
 		}
 	}
-	if a.Items, err = s.deps.Authz.ReadableItems(ctx, c); err != nil {
+	if a.Shares, err = s.deps.Authz.ReadableItems(ctx, c); err != nil {
 		return nil, err
 	}
 	return a, nil

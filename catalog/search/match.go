@@ -89,8 +89,16 @@ func (a *Access) Readable(it *catalog.Item) bool {
 	if it.State == catalog.StateDraft {
 		return slices.Contains(a.Drafts, it.Collection)
 	}
-	return slices.Contains(a.Collections, it.Collection) ||
-		slices.Contains(a.Items, ItemRef{Collection: it.Collection, ID: it.ID})
+	if slices.Contains(a.Collections, it.Collection) {
+		return true
+	}
+	ref := ItemRef{Collection: it.Collection, ID: it.ID}
+	for _, s := range a.Shares {
+		if slices.Contains(s.Items, ref) {
+			return true
+		}
+	}
+	return false
 }
 
 // Match reports whether an item matches a prepared query (all of it but

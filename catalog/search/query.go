@@ -76,12 +76,13 @@ type Query struct {
 // Access describes the items a caller may read, resolved from ownership,
 // visibility and policies so that a store can push it into its query: an
 // item is readable when it is in one of Collections and not a draft, or a
-// draft in one of Drafts, or a non-draft shared on its own in Items, or
-// owned by Owner (results and snapshots belong to who made them).
+// draft in one of Drafts, or a non-draft shared on its own by one of
+// Shares, or owned by Owner (results and snapshots belong to who made
+// them).
 type Access struct {
 	Collections []string
 	Drafts      []string
-	Items       []ItemRef
+	Shares      []Share
 	// Owner is the caller's user id ("" for an anonymous caller, who owns
 	// nothing): items whose dt:owner is Owner are readable in any state.
 	Owner string
@@ -90,6 +91,39 @@ type Access struct {
 // ItemRef names an item.
 type ItemRef struct {
 	Collection, ID string
+}
+
+// Share is a policy that shares items with the caller one by one. The
+// store holds the policy: it may find the shared items by the policy's
+// id (PostgreSQL keeps, with each item, the policies that name it) or by
+// the items' keys.
+type Share struct {
+	Policy string
+	Items  []ItemRef
+}
+
+// SharedItems returns the items of every share, each once.
+func (a *Access) SharedItems() []ItemRef {
+	var out []ItemRef
+	seen := map[ItemRef]bool{}
+	for _, s := range a.Shares {
+		for _, r := range s.Items {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// SharePolicies returns the ids of the shares' policies.
+func (a *Access) SharePolicies() []string {
+	out := make([]string, len(a.Shares))
+	for i, s := range a.Shares {
+		out[i] = s.Policy
+	}
+	return out
 }
 
 // Page is one page of a search. Next and Prev are the cursors of the

@@ -37,9 +37,10 @@ func newBenchExplain(stdout io.Writer) *cobra.Command {
 (as an administrator: no access rules, unless --access names a file of
 read rules) and print EXPLAIN (ANALYZE, BUFFERS) of its page query on the
 PostgreSQL database. The read rules file is JSON: {"collections": [...],
-"drafts": [...], "items": [{"collection": ..., "id": ...}], "owner": ...}:
-the collections the caller reads, those whose drafts it sees, the items
-shared with it one by one and its user id. The paging cases are not
+"drafts": [...], "shares": [{"policy": ..., "items": [{"collection": ...,
+"id": ...}]}], "owner": ...}: the collections the caller reads, those
+whose drafts it sees, the policies of the database that share items with
+it one by one (with the items they name) and its user id. The paging cases are not
 included: their plans are those of the first page with a keyset bound.`,
 		Example: `  twinstac bench explain --database-url 'postgres://postgres@127.0.0.1:5432/twinstac_bench?sslmode=disable' --query q8`,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return b.run(cmd.Context(), stdout) },
@@ -114,10 +115,13 @@ func readAccess(path string) (*search.Access, error) {
 	var f struct {
 		Collections []string `json:"collections"`
 		Drafts      []string `json:"drafts"`
-		Items       []struct {
-			Collection string `json:"collection"`
-			ID         string `json:"id"`
-		} `json:"items"`
+		Shares      []struct {
+			Policy string `json:"policy"`
+			Items  []struct {
+				Collection string `json:"collection"`
+				ID         string `json:"id"`
+			} `json:"items"`
+		} `json:"shares"`
 		Owner string `json:"owner"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -126,8 +130,12 @@ func readAccess(path string) (*search.Access, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	a := &search.Access{Collections: f.Collections, Drafts: f.Drafts, Owner: f.Owner}
-	for _, it := range f.Items {
-		a.Items = append(a.Items, search.ItemRef{Collection: it.Collection, ID: it.ID})
+	for _, sh := range f.Shares {
+		share := search.Share{Policy: sh.Policy}
+		for _, it := range sh.Items {
+			share.Items = append(share.Items, search.ItemRef{Collection: it.Collection, ID: it.ID})
+		}
+		a.Shares = append(a.Shares, share)
 	}
 	return a, nil
 }

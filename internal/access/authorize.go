@@ -77,21 +77,9 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 		return nil, nil
 	}
 	f := &catalog.ReadFilter{User: c.User}
-	const kind = "collections:"
-	err := a.readGrants(ctx, c, func(r string) {
-		prefix, isPattern := literalPrefix(r)
-		switch {
-		case !isPattern:
-			if id, ok := strings.CutPrefix(r, kind); ok {
-				f.IDs = append(f.IDs, id)
-			}
-		case r != prefix+"<.*>":
-			// Other patterns are not read grants (checkReadForm).
-		case strings.HasPrefix(prefix, kind):
-			f.Prefixes = append(f.Prefixes, prefix[len(kind):])
-		case strings.HasPrefix(kind, prefix):
-			f.Prefixes = append(f.Prefixes, "")
-		}
+	err := a.readGrants(ctx, c, func(e *entry) {
+		f.IDs = append(f.IDs, e.collections...)
+		f.Prefixes = append(f.Prefixes, e.prefixes...)
 	})
 	if err != nil {
 		return nil, err
@@ -99,32 +87,82 @@ func (a *Authorizer) ReadFilter(ctx context.Context, c *Caller) (*catalog.ReadFi
 	return f, nil
 }
 
-// ReadableItems returns the items granted to c for reading one by one
-// (allow policies without conditions on items:<collection>/<id>).
-// Codes: EFORBIDDEN (the token's scopes exclude read).
-func (a *Authorizer) ReadableItems(ctx context.Context, c *Caller) ([]search.ItemRef, error) {
+// collectionGrants returns what a policy's resources grant on
+// collections when it grants read: the collection ids it names, and the
+// id prefixes of its collections:<prefix><.*> patterns ("" for a wider
+// pattern such as <.*>). Other patterns are not read grants
+// (checkReadForm).
+func collectionGrants(resources []string) (ids, prefixes []string) {
+	const kind = "collections:"
+	for _, r := range resources {
+		prefix, isPattern := literalPrefix(r)
+		switch {
+		case !isPattern:
+			if id, ok := strings.CutPrefix(r, kind); ok {
+				ids = append(ids, id)
+			}
+		case r != prefix+"<.*>":
+		case strings.HasPrefix(prefix, kind):
+			prefixes = append(prefixes, prefix[len(kind):])
+		case strings.HasPrefix(kind, prefix):
+			prefixes = append(prefixes, "")
+		}
+	}
+	return ids, prefixes
+}
+
+// ReadableItems returns the policies that grant c reading items one by
+// one (allow policies without conditions on items:<collection>/<id>),
+// each with the items it names. The items are the policy index's, shared
+// by every caller: read them, never change them. Codes: EFORBIDDEN (the
+// token's scopes exclude read).
+func (a *Authorizer) ReadableItems(ctx context.Context, c *Caller) ([]search.Share, error) {
 	if !c.InScope(ActionRead) {
 		return nil, catalog.Errorf(catalog.EFORBIDDEN, "this token's scopes do not allow reading")
 	}
-	var out []search.ItemRef
-	err := a.readGrants(ctx, c, func(r string) {
-		if _, isPattern := literalPrefix(r); isPattern {
-			return
-		}
-		rest, ok := strings.CutPrefix(r, "items:")
-		if !ok {
-			return
-		}
-		if coll, id, ok := strings.Cut(rest, "/"); ok && coll != "" && id != "" {
-			out = append(out, search.ItemRef{Collection: coll, ID: id})
+	var out []search.Share
+	err := a.readGrants(ctx, c, func(e *entry) {
+		if len(e.items) > 0 {
+			out = append(out, search.Share{Policy: e.p.ID, Items: e.items[:len(e.items):len(e.items)]})
 		}
 	})
 	return out, err
 }
 
-// readGrants calls fn with each resource of the live allow policies
-// without conditions that grant c read, once per policy.
-func (a *Authorizer) readGrants(ctx context.Context, c *Caller, fn func(resource string)) error {
+// SharedItem returns the item a resource names one by one
+// (items:<collection>/<id>, without a <regex> part); ok is false for any
+// other resource.
+func SharedItem(r string) (ref search.ItemRef, ok bool) {
+	if _, isPattern := literalPrefix(r); isPattern {
+		return ref, false
+	}
+	rest, ok := strings.CutPrefix(r, "items:")
+	if !ok {
+		return ref, false
+	}
+	coll, id, ok := strings.Cut(rest, "/")
+	if !ok || coll == "" || id == "" {
+		return ref, false
+	}
+	return search.ItemRef{Collection: coll, ID: id}, true
+}
+
+// SharedItems returns the items p names one by one, each once.
+func SharedItems(p *Policy) []search.ItemRef {
+	var out []search.ItemRef
+	seen := map[search.ItemRef]bool{}
+	for _, r := range p.Resources {
+		if ref, ok := SharedItem(r); ok && !seen[ref] {
+			seen[ref] = true
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// readGrants calls fn with each live allow policy without conditions
+// that grants c read, once.
+func (a *Authorizer) readGrants(ctx context.Context, c *Caller, fn func(e *entry)) error {
 	if a == nil || a.Manager == nil {
 		return nil
 	}
@@ -134,32 +172,25 @@ func (a *Authorizer) readGrants(ctx context.Context, c *Caller, fn func(resource
 	}
 	var m matcher
 	now := a.Manager.now()
-	seen := map[*entry]bool{}
-	visit := func(e *entry) {
-		if seen[e] || !e.p.AllowAccess() || len(e.p.Conditions) > 0 || !e.live(now) {
-			return
-		}
-		seen[e] = true
-		if ok, _ := m.Matches(e.p, e.p.Actions, ActionRead); !ok {
-			return
-		}
-		for _, r := range e.p.Resources {
-			fn(r)
-		}
-	}
-	for _, s := range c.Subjects() {
-		byRes := x.bySubject[s]
-		if byRes == nil {
-			continue
-		}
-		for _, es := range byRes.exact {
-			for _, e := range es {
-				visit(e)
+	var seen map[*entry]bool
+	subjects := c.Subjects()
+	for _, s := range subjects {
+		for _, e := range x.ofSubject[s] {
+			if !e.p.AllowAccess() || len(e.p.Conditions) > 0 || !e.live(now) {
+				continue
 			}
-		}
-		for _, es := range byRes.patterns {
-			for _, e := range es {
-				visit(e)
+			if len(subjects) > 1 {
+				// A policy may name more than one of c's subjects.
+				if seen[e] {
+					continue
+				}
+				if seen == nil {
+					seen = map[*entry]bool{}
+				}
+				seen[e] = true
+			}
+			if ok, _ := m.Matches(e.p, e.p.Actions, ActionRead); ok {
+				fn(e)
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ory/ladon"
+
+	"github.com/twinstac/twinstac/catalog/search"
 )
 
 // index finds the policies that may apply to a request without looking
@@ -19,6 +21,8 @@ type index struct {
 	all       []*ladon.DefaultPolicy // by id
 	byID      map[string]*ladon.DefaultPolicy
 	bySubject map[string]*prefixIndex // exact subject → its policies by resource
+	// ofSubject lists each exact subject's policies once, in id order.
+	ofSubject map[string][]*entry
 	// patternSubjects holds, by resource, the policies with a subject pattern.
 	patternSubjects *prefixIndex
 	// subjects and resources answer FindPoliciesForSubject/Resource.
@@ -50,6 +54,12 @@ type entry struct {
 	subjects []key
 	// expires, when set, ends the policy (shares with an expiry).
 	expires time.Time
+	// items are the items the policy names one by one (SharedItem), each
+	// once; shared with every search that reads them, never changed.
+	items []search.ItemRef
+	// collections and prefixes are what it grants on collections, when
+	// it grants read (collectionGrants).
+	collections, prefixes []string
 }
 
 // live reports whether the entry's policy is in force at now.
@@ -119,6 +129,7 @@ func newIndex(policies []*ladon.DefaultPolicy) *index {
 		all:             policies,
 		byID:            make(map[string]*ladon.DefaultPolicy, len(policies)),
 		bySubject:       map[string]*prefixIndex{},
+		ofSubject:       map[string][]*entry{},
 		patternSubjects: newPrefixIndex(),
 		subjects:        newPrefixIndex(),
 		resources:       newPrefixIndex(),
@@ -128,6 +139,12 @@ func newIndex(policies []*ladon.DefaultPolicy) *index {
 		x.byID[p.ID] = p
 		e := &entry{p: p, expires: expiresAt(p.Meta)}
 		resources := dedupe(p.Resources)
+		for _, r := range resources {
+			if ref, ok := SharedItem(r); ok {
+				e.items = append(e.items, ref)
+			}
+		}
+		e.collections, e.prefixes = collectionGrants(resources)
 		hasPattern := false
 		for _, s := range dedupe(p.Subjects) {
 			k := keyOf(s)
@@ -137,6 +154,7 @@ func newIndex(policies []*ladon.DefaultPolicy) *index {
 				hasPattern = true
 				continue
 			}
+			x.ofSubject[s] = append(x.ofSubject[s], e)
 			byRes := x.bySubject[s]
 			if byRes == nil {
 				byRes = newPrefixIndex()

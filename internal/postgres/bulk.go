@@ -182,6 +182,10 @@ func (l *bulkLoad) run(ctx context.Context) error {
 			return err
 		}
 	}
+	// New items take the readers their grants name.
+	if err := takeReaders(ctx, l.tx, l.collection, nil); err != nil {
+		return dbError(err)
+	}
 	return nil
 }
 

@@ -55,6 +55,9 @@ func (s *Store) CreatePolicy(ctx context.Context, p *access.Policy, audit *catal
 		if tag.RowsAffected() == 0 {
 			return catalog.Errorf(catalog.ECONFLICT, "policy %q already exists", p.ID)
 		}
+		if err := t.grantItems(ctx, p); err != nil {
+			return err
+		}
 		return t.policiesChanged(ctx, audit)
 	})
 }
@@ -76,6 +79,9 @@ func (s *Store) GetPolicy(ctx context.Context, id string) (*access.Policy, error
 // Codes: ENOTFOUND, EUNAVAILABLE.
 func (s *Store) DeletePolicy(ctx context.Context, id string, audit *catalog.Event) error {
 	return s.updatePolicies(ctx, func(t *Tx) error {
+		if err := t.revokeItems(ctx, id); err != nil {
+			return err
+		}
 		tag, err := t.tx.Exec(ctx, `DELETE FROM policies WHERE id = $1`, id)
 		if err != nil {
 			return t.fail(err)

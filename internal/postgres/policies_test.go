@@ -1,8 +1,12 @@
 package postgres_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/storetest"
 )
 
@@ -10,4 +14,65 @@ func TestPolicyContract(t *testing.T) {
 	t.Parallel()
 	testURL(t)
 	storetest.RunPolicies(t, func(t *testing.T) storetest.PolicyStore { return openTestStore(t) })
+}
+
+// TestItemReadersBackfill checks that migration 0012 derives the grants
+// and readers of the policies stored before it as the store does when it
+// writes a policy (access.SharedItem).
+func TestItemReadersBackfill(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	insertCollection(t, s, "c1")
+	var list []*catalog.Item
+	for _, id := range []string{"a", "c", "<d>"} {
+		list = append(list, storetest.NewItem(t, "c1", id, t0, point(1, 2), catalog.StatePublished))
+	}
+	if _, err := s.BulkLoad(ctx, "c1", catalog.BulkInsert, items(list)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*access.Policy{
+		{ID: "p1", Resources: []string{"items:c1/a", "items:c1/b/x", "items:c1/<.*>", "items:c1/", "items:/a", "collections:c1", "items:c1/<d>", "items:c1/c"}},
+		{ID: "p2", Resources: []string{"items:c1/a", "items:c1/a", "items:c2/zz"}},
+	} {
+		p.Subjects, p.Actions, p.Effect, p.Created = []string{"user:u"}, []string{"read"}, "allow", t0
+		if err := s.CreatePolicy(ctx, p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		var out string
+		err := s.Pool().QueryRow(ctx, `SELECT
+			(SELECT string_agg(id || '=' || array_to_string(readers, ','), ' ' ORDER BY id) FROM items WHERE readers IS NOT NULL) || ' | ' ||
+			(SELECT string_agg(collection || '/' || id || '=' || policy, ' ' ORDER BY collection, id, policy) FROM item_grants)`).Scan(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	const want = "a=p1,p2 c=p1 | c1/a=p1 c1/a=p2 c1/b/x=p1 c1/c=p1 c2/zz=p2"
+	if got := state(); got != want {
+		t.Fatalf("after CreatePolicy: %s, want %s", got, want)
+	}
+	raw, err := os.ReadFile("migrations/0012_item_readers.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(raw), "-- The grants of the policies stored so far")
+	if i < 0 {
+		t.Fatal("migration 0012 has no backfill")
+	}
+	backfill := string(raw[i:])
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM item_grants; UPDATE items SET readers = NULL;`+backfill); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != want {
+		t.Fatalf("after the migration's backfill: %s, want %s", got, want)
+	}
+	if err := s.DeletePolicy(ctx, "p1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state(), "a=p2 | c1/a=p2 c2/zz=p2"; got != want {
+		t.Fatalf("after DeletePolicy: %s, want %s", got, want)
+	}
 }

@@ -191,68 +191,59 @@ func usesSpatial(e cql2.Expr) bool {
 // accessArms turns a caller's read rules into disjoint conditions, one
 // per way an item may be readable: a non-draft of a readable collection;
 // a draft where the caller sees drafts; a non-draft shared on its own
-// outside those collections that the caller does not own; an item the
-// caller owns that neither of the first two covers. Being disjoint, they count and merge without
+// outside those collections; an item the caller owns that none of the
+// others covers. Being disjoint, they count and merge without
 // duplicates.
 //
 // Arms of collections the query does not ask for (when it names some)
-// are left out: the planner would prune them, but not a share's lookup
-// by key.
+// are left out.
 func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 	var (
 		arms    []accessArm
 		covered []string
 	)
-	asked := func(c string) bool { return len(only) == 0 || slices.Contains(only, c) }
 	within := func(colls []string) []string {
 		var out []string
 		for _, c := range colls {
-			if asked(c) {
+			if len(only) == 0 || slices.Contains(only, c) {
 				out = append(out, c)
 			}
 		}
 		return out
 	}
-	a = &search.Access{Collections: within(a.Collections), Drafts: within(a.Drafts), Items: a.Items, Owner: a.Owner}
-	if len(a.Collections) > 0 {
-		c := "(state <> 'draft' AND collection = ANY(" + args.add(a.Collections) + "::text[]))"
+	readable, drafts := within(a.Collections), within(a.Drafts)
+	if len(readable) > 0 {
+		c := "(state <> 'draft' AND collection = ANY(" + args.add(readable) + "::text[]))"
 		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
-	if len(a.Drafts) > 0 {
-		c := "(state = 'draft' AND collection = ANY(" + args.add(a.Drafts) + "::text[]))"
+	if len(drafts) > 0 {
+		c := "(state = 'draft' AND collection = ANY(" + args.add(drafts) + "::text[]))"
 		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
-	if len(a.Items) > 0 {
-		// One arm per collection of shared items, each its ids as an
-		// array: the collection prunes the partitions and the array is
-		// one scan of the primary key. Items of a readable collection
-		// are covered by its arm already (a share lists non-drafts only).
-		readable := make(map[string]bool, len(a.Collections))
-		for _, c := range a.Collections {
-			readable[c] = true
-		}
-		var order []string
-		byColl := map[string][]string{}
-		for _, r := range a.Items {
-			if readable[r.Collection] || !asked(r.Collection) {
+	// Shared items carry the policies that share them in readers
+	// (migration 0012): one scan of items_readers_idx finds them. The
+	// arm reads only the partitions of collections the shares name, the
+	// query asks for and no arm above covers (a share lists non-drafts
+	// only).
+	var shared []string
+	for _, sh := range a.Shares {
+		last := ""
+		for _, r := range sh.Items {
+			if r.Collection == last {
 				continue
 			}
-			if _, ok := byColl[r.Collection]; !ok {
-				order = append(order, r.Collection)
+			last = r.Collection
+			if !slices.Contains(shared, last) && !slices.Contains(readable, last) &&
+				(len(only) == 0 || slices.Contains(only, last)) {
+				shared = append(shared, last)
 			}
-			byColl[r.Collection] = append(byColl[r.Collection], r.ID)
 		}
-		// A shared item the caller owns is left to the owner arm, so
-		// that the owner arm need not exclude the shared ids (two more
-		// copies of the arrays to plan and test).
-		notOwned := ""
-		if a.Owner != "" && len(order) > 0 {
-			notOwned = " AND content #>> ARRAY['properties', 'dt:owner'] IS DISTINCT FROM " + args.add(a.Owner) + "::text"
-		}
-		for _, coll := range order {
-			c := "(state <> 'draft' AND collection = " + args.add(coll) + "::text AND id = ANY(" + args.add(byColl[coll]) + "::text[])" + notOwned + ")"
-			arms = append(arms, accessArm{cond: c, byKey: true})
-		}
+	}
+	if len(shared) > 0 {
+		slices.Sort(shared)
+		c := "(readers && " + args.add(a.SharePolicies()) + "::text[] AND state <> 'draft' AND collection = ANY(" +
+			args.add(shared) + "::text[]))"
+		arms, covered = append(arms, accessArm{cond: c, fenced: true}), append(covered, c)
 	}
 	if a.Owner != "" {
 		// items_owner_idx serves this arm.
@@ -265,22 +256,22 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 	return arms
 }
 
-// accessArm is one way an item may be readable. A byKey arm names its
-// items one by one (shares): they are fetched by key and then tested
-// against the query. The planner, left to choose, walked an order or
-// geometry index of a whole partition to find the few shared items in it.
+// accessArm is one way an item may be readable. A fenced arm (shares)
+// finds its few items by their own index and then tests them against the
+// query: the planner, left to choose, walked an order or geometry index
+// of a whole partition to find the few shared items in it.
 type accessArm struct {
-	cond  string
-	byKey bool
+	cond   string
+	fenced bool
 }
 
 // armSource returns the FROM source and WHERE clause that read one arm's
 // matches (the zero arm: every match).
 func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
-	if a.byKey {
+	if a.fenced {
 		// The query's conditions go inside the fence, so that PostgreSQL
 		// may read the shared items of a selective filter through the
-		// filter's index rather than one by one; the geometry tests stay
+		// filter's index; the geometry tests stay
 		// outside: PostGIS underestimates their matches, and with them
 		// inside the planner walked the GiST index of the partition.
 		var in, out []string

@@ -133,10 +133,12 @@ func (t *Tx) GetItem(ctx context.Context, collection, id string) (*catalog.Item,
 // insertItemSQL inserts an item if its collection exists and its id is
 // free. Neither a missing collection nor a taken id raises an error,
 // which would abort the transaction: the statement inserts nothing, and
-// InsertItem finds out which it was.
-const insertItemSQL = `INSERT INTO items (collection, id, state, start_dt, end_dt, geometry, created, updated, etag, content)
+// InsertItem finds out which it was. The item's readers are the policies
+// that grant it (item_grants); shareLockSharedSQL runs first.
+const insertItemSQL = `INSERT INTO items (collection, id, state, start_dt, end_dt, geometry, created, updated, etag, content, readers)
 SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, ST_GeomFromEWKB($6::bytea),
-	$7::timestamptz, $8::timestamptz, $9::text, $10::jsonb
+	$7::timestamptz, $8::timestamptz, $9::text, $10::jsonb,
+	(SELECT array_agg(policy ORDER BY policy) FROM item_grants WHERE collection = $1 AND id = $2)
 WHERE EXISTS (SELECT 1 FROM collections WHERE id = $1)
 ON CONFLICT (collection, id) DO NOTHING`
 
@@ -147,8 +149,19 @@ func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {
 	if err != nil {
 		return err
 	}
-	tag, err := t.tx.Exec(ctx, insertItemSQL, it.Collection, it.ID, r.state, r.start, r.end, r.geometry,
+	b := &pgx.Batch{}
+	b.Queue(shareLockSharedSQL, it.Collection)
+	b.Queue(insertItemSQL, it.Collection, it.ID, r.state, r.start, r.end, r.geometry,
 		r.created, r.updated, r.etag, r.content)
+	br := t.tx.SendBatch(ctx, b)
+	_, err = br.Exec()
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if noPartition(err) {
 		// No partition for the collection: it was deleted by a
 		// transaction that committed after this statement's snapshot.

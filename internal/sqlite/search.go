@@ -154,9 +154,9 @@ func (p *searchPlan) access(a *search.Access) string {
 	if len(a.Drafts) > 0 {
 		arms = append(arms, "(state = 'draft' AND "+p.inStrings("collection", a.Drafts)+")")
 	}
-	if len(a.Items) > 0 {
-		refs := make([][2]string, len(a.Items))
-		for i, r := range a.Items {
+	if shared := a.SharedItems(); len(shared) > 0 {
+		refs := make([][2]string, len(shared))
+		for i, r := range shared {
 			refs[i] = [2]string{r.Collection, r.ID}
 		}
 		b, _ := json.Marshal(refs)

@@ -411,7 +411,7 @@ func TestSearchQueries(t *testing.T) {
 		{"access none", search.Query{Access: &search.Access{}}},
 		{"access collections", search.Query{Limit: 3, Access: &search.Access{Collections: []string{"c1", "c3"}}}},
 		{"access drafts", search.Query{Access: &search.Access{Drafts: []string{"c1", "c2"}}}},
-		{"access items", search.Query{Access: &search.Access{Items: []search.ItemRef{{Collection: "c2", ID: "i13"}, {Collection: "c3", ID: "i19"}, {Collection: "c1", ID: "i20"}}}}},
+		{"access items", search.Query{Access: &search.Access{Shares: []search.Share{{Policy: "p", Items: []search.ItemRef{{Collection: "c2", ID: "i13"}, {Collection: "c3", ID: "i19"}, {Collection: "c1", ID: "i20"}}}}}}},
 		{"access owner", search.Query{Access: &search.Access{Owner: "alice"}}},
 		{"access owner that is a number", search.Query{Access: &search.Access{Owner: "5"}}},
 		{"access mixed", search.Query{Limit: 2, Access: &search.Access{Collections: []string{"c3"}, Drafts: []string{"c1"}, Owner: "bob"}, States: all}},

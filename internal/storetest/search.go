@@ -19,6 +19,7 @@ import (
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/catalog/cql2"
 	"github.com/twinstac/twinstac/catalog/search"
+	"github.com/twinstac/twinstac/internal/access"
 )
 
 // SearchStore is a store that searches.
@@ -695,27 +696,83 @@ func testSearchSortByProperty(t *testing.T, s SearchStore) {
 }
 
 func testSearchAccess(t *testing.T, s SearchStore) {
+	ps, ok := s.(access.PolicyStore)
+	if !ok {
+		t.Fatal("the store keeps no policies")
+	}
 	rng := rand.New(rand.NewPCG(9, 9))
 	items := genItems(t, rng, 200)
 	insertCollection(t, s, "c1")
 	insertCollection(t, s, "c2")
-	insertItems(t, s, items...)
+	// Shares are policies of the store, which may find the shared items
+	// by the policy: a policy written before its items, one written
+	// after them, one deleted, and one whose id a deleted policy had.
+	share := func(id string, refs ...search.ItemRef) search.Share {
+		t.Helper()
+		res := []string{"collections:c9", "items:c2/<.*>"} // not shared one by one
+		for _, r := range refs {
+			res = append(res, access.ItemResource(r.Collection, r.ID))
+		}
+		p := &access.Policy{ID: id, Subjects: []string{"user:carol"}, Resources: res,
+			Actions: []string{"read"}, Effect: "allow", Created: time.Now().UTC().Truncate(time.Microsecond)}
+		if err := ps.CreatePolicy(ctx(t), p, nil); err != nil {
+			t.Fatalf("CreatePolicy %s: %v", id, err)
+		}
+		return search.Share{Policy: id, Items: refs}
+	}
+	ref := func(it *catalog.Item) search.ItemRef { return search.ItemRef{Collection: it.Collection, ID: it.ID} }
+	// Shared before they exist: non-drafts (shares list no drafts) of
+	// either half, and an item that never comes.
+	var before []search.ItemRef
+	for _, half := range [][]*catalog.Item{items[:100], items[100:]} {
+		n := 0
+		for _, it := range half {
+			if it.State != catalog.StateDraft && n < 3 {
+				before, n = append(before, ref(it)), n+1
+			}
+		}
+	}
+	early := share("early", append(before, search.ItemRef{Collection: "c1", ID: "never"})...)
+	// Half the items by bulk loads (an insert and an upsert), the rest
+	// one by one.
+	for _, mode := range []catalog.BulkMode{catalog.BulkInsert, catalog.BulkUpsert} {
+		coll := map[catalog.BulkMode]string{catalog.BulkInsert: "c1", catalog.BulkUpsert: "c2"}[mode]
+		var load []*catalog.Item
+		for _, it := range items[100:] {
+			if it.Collection == coll {
+				load = append(load, it)
+			}
+		}
+		if _, err := s.BulkLoad(ctx(t), coll, mode, source(load, -1, nil)); err != nil {
+			t.Fatalf("BulkLoad %s: %v", coll, err)
+		}
+	}
+	insertItems(t, s, items[:100]...)
 	// Items shared with carol that she owns too, and some she does not.
 	var carols []search.ItemRef
 	for i, it := range items {
 		if it.Owner() == "carol" || i%25 == 0 {
-			carols = append(carols, search.ItemRef{Collection: it.Collection, ID: it.ID})
+			carols = append(carols, ref(it))
 		}
 	}
+	carol := share("carol", carols...)
+	share("gone", ref(items[3]), ref(items[4]), ref(items[160]))
+	if err := ps.DeletePolicy(ctx(t), "gone", nil); err != nil {
+		t.Fatal(err)
+	}
+	again := share("gone", ref(items[5]), ref(items[1]))
+	one := share("one", ref(items[7]))
 	for _, a := range []*search.Access{
 		{},
-		{Owner: "carol", Items: carols},
-		{Collections: []string{"c1"}, Owner: "carol", Items: carols},
+		{Owner: "carol", Shares: []search.Share{carol}},
+		{Collections: []string{"c1"}, Owner: "carol", Shares: []search.Share{carol}},
 		{Collections: []string{"c1"}},
 		{Collections: []string{"c1"}, Drafts: []string{"c1"}},
-		{Drafts: []string{"c2"}, Items: []search.ItemRef{{Collection: "c1", ID: "i001"}, {Collection: "c1", ID: "i002"}, {Collection: "c2", ID: "i010"}, {Collection: "c1", ID: "i150"}}},
+		{Drafts: []string{"c2"}, Shares: []search.Share{early, again}},
 		{Owner: "carol"},
-		{Collections: []string{"c2"}, Owner: "carol", Items: []search.ItemRef{{Collection: "c1", ID: "i007"}}},
+		{Collections: []string{"c2"}, Owner: "carol", Shares: []search.Share{one}},
+		{Collections: []string{"c2"}, Shares: []search.Share{early, carol, again}},
+		{Shares: []search.Share{early}},
 	} {
 		for _, states := range [][]catalog.State{nil, {catalog.StateArchived, catalog.StateDraft}} {
 			q := search.Query{Access: a, States: states, Limit: catalog.MaxPageSize, Count: true}
