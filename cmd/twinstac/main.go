@@ -30,9 +30,13 @@ import (
 	"github.com/twinstac/twinstac/internal/postgres"
 	"github.com/twinstac/twinstac/internal/sqlite"
 	"github.com/twinstac/twinstac/openapi"
+	"github.com/twinstac/twinstac/workers"
 )
 
 func main() {
+	// The local executor starts this binary to launch a phase script
+	// under its resource limits; in that role it never returns.
+	workers.LaunchPhase()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
