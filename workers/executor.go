@@ -17,6 +17,9 @@ type Executor interface {
 	// running phase (its whole process group) and skips the rest but the
 	// Always phases, which get their own short deadline.
 	Run(ctx context.Context, r *Run) (*Outcome, error)
+	// Cleanup removes what an outcome left (its workspace), once its
+	// results are taken.
+	Cleanup(o *Outcome) error
 }
 
 // Phase names of the DTaaS lifecycle. A twin may have any subset of them

@@ -115,23 +115,7 @@ func (s *Store) DeletePolicy(ctx context.Context, id string, audit *catalog.Even
 // to [1, catalog.MaxPageSize]. The result is empty, not nil, past the end.
 func (s *Store) ListPolicies(ctx context.Context, after string, limit int) ([]*access.Policy, error) {
 	limit = min(max(limit, 1), catalog.MaxPageSize)
-	rows, err := s.r.QueryContext(ctx, selectPolicySQL+" WHERE id > ? ORDER BY id LIMIT ?", after, limit)
-	if err != nil {
-		return nil, dbError(err)
-	}
-	defer func() { _ = rows.Close() }()
-	ps := []*access.Policy{}
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, dbError(err)
-		}
-		ps = append(ps, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError(err)
-	}
-	return ps, nil
+	return queryRows(ctx, s.r, scanPolicy, selectPolicySQL+" WHERE id > ? ORDER BY id LIMIT ?", after, limit)
 }
 
 // PolicyRevision returns the policy revision, which every committed

@@ -1,0 +1,411 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/jobs"
+)
+
+// JobStore is what RunJobs tests: a jobs.Store that is also the
+// catalog.Store whose outbox receives the jobs' events.
+type JobStore interface {
+	jobs.Store
+	catalog.Store
+}
+
+// RunJobs runs the contract suite of jobs.Store. open must return a new
+// empty, migrated store for each call; it is closed by the suite.
+func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
+	t.Helper()
+	runSuite(t, open, []suiteCase[JobStore]{
+		{"JobRoundTrip", testJobRoundTrip},
+		{"JobIdempotency", testJobIdempotency},
+		{"JobClaim", testJobClaim},
+		{"JobClaimRace", testJobClaimRace},
+		{"JobProgressAndFinish", testJobProgressAndFinish},
+		{"JobDismiss", testJobDismiss},
+		{"JobList", testJobList},
+		{"JobPending", testJobPending},
+	})
+}
+
+// jobID returns the i-th job id of a test: ids order as they are made.
+func jobID(i int) string { return fmt.Sprintf("0190a000-0000-7000-8000-%012d", i) }
+
+func newJob(i int, owner string) *jobs.Job {
+	return &jobs.Job{
+		ID: jobID(i), Process: "twins:tank", TwinCollection: "twins", TwinItem: "tank", TwinETag: `"e1"`,
+		Owner: owner, TwinOwner: "olga", Inputs: json.RawMessage(`{"inflow":0.5,"steps":10}`),
+		Request: json.RawMessage(`{"restore":"snapshots/s1"}`), Status: jobs.StatusAccepted, Progress: -1,
+		MaxAttempts: 3, Created: t0.Add(time.Duration(i) * time.Minute), Updated: t0.Add(time.Duration(i) * time.Minute),
+	}
+}
+
+func jobEvent(typ, id string) *catalog.Event {
+	return &catalog.Event{ID: uuid.NewString(), Type: typ, Subject: "jobs/" + id, Time: t0, Payload: json.RawMessage(`{"id":"` + id + `"}`)}
+}
+
+func createJob(t *testing.T, s JobStore, j *jobs.Job) *jobs.Job {
+	t.Helper()
+	got, created, err := s.CreateJob(ctx(t), j, jobEvent(jobs.EventJobAccepted, j.ID))
+	if err != nil || !created {
+		t.Fatalf("CreateJob %s: created %v, %v", j.ID, created, err)
+	}
+	return got
+}
+
+func getJob(t *testing.T, s JobStore, id string) *jobs.Job {
+	t.Helper()
+	j, err := s.GetJob(ctx(t), id)
+	if err != nil {
+		t.Fatalf("GetJob %s: %v", id, err)
+	}
+	return j
+}
+
+func wantJobCode(t *testing.T, err error, code, what string) {
+	t.Helper()
+	if got := catalog.ErrorCode(err); got != code {
+		t.Fatalf("%s: error %v (code %q), want %q", what, err, got, code)
+	}
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return string(xb) == string(yb)
+}
+
+func testJobRoundTrip(t *testing.T, s JobStore) {
+	want := newJob(1, "ana")
+	want.Batch, want.IdempotencyKey, want.RequestHash = "b1", "k1", "h1"
+	createJob(t, s, want)
+	got := getJob(t, s, want.ID)
+	if got.ID != want.ID || got.Process != want.Process || got.TwinCollection != "twins" || got.TwinItem != "tank" ||
+		got.TwinETag != want.TwinETag || got.Owner != "ana" || got.TwinOwner != "olga" || got.Batch != "b1" ||
+		got.IdempotencyKey != "k1" || got.RequestHash != "h1" || got.Status != jobs.StatusAccepted ||
+		got.Progress != -1 || got.Attempt != 0 || got.MaxAttempts != 3 || got.Started != nil || got.Finished != nil ||
+		!got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) || got.DismissRequested || got.Worker != "" {
+		t.Fatalf("stored %+v\nwant %+v", got, want)
+	}
+	if !jsonEqual(got.Inputs, want.Inputs) || !jsonEqual(got.Request, want.Request) || got.Exception != nil || got.Usage != nil || got.Results != nil {
+		t.Fatalf("stored JSON: inputs %s, request %s, exception %s, usage %s, results %v", got.Inputs, got.Request, got.Exception, got.Usage, got.Results)
+	}
+	_, err := s.GetJob(ctx(t), jobID(99))
+	wantJobCode(t, err, catalog.ENOTFOUND, "GetJob of an unknown job")
+	_, _, err = s.CreateJob(ctx(t), newJob(1, "ana"), nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "CreateJob with a taken id")
+	bad := newJob(2, "ana")
+	bad.Inputs = json.RawMessage(`[1,2]`)
+	_, _, err = s.CreateJob(ctx(t), bad, nil)
+	wantJobCode(t, err, catalog.EINVALID, "CreateJob with inputs that are not an object")
+	bad.Inputs = nil
+	_, _, err = s.CreateJob(ctx(t), bad, nil)
+	wantJobCode(t, err, catalog.EINVALID, "CreateJob without inputs")
+	evs, err := s.ListEvents(ctx(t), 0, catalog.MaxPageSize)
+	if err != nil || len(evs) != 1 || evs[0].Type != jobs.EventJobAccepted || evs[0].Subject != "jobs/"+want.ID {
+		t.Fatalf("outbox after one job: %+v, %v", evs, err)
+	}
+}
+
+func testJobIdempotency(t *testing.T, s JobStore) {
+	first := newJob(1, "ana")
+	first.IdempotencyKey, first.RequestHash = "key", "h1"
+	createJob(t, s, first)
+	again := newJob(2, "ana")
+	again.IdempotencyKey, again.RequestHash = "key", "h1"
+	got, created, err := s.CreateJob(ctx(t), again, jobEvent(jobs.EventJobAccepted, again.ID))
+	if err != nil || created || got.ID != first.ID {
+		t.Fatalf("the same key and request: job %v, created %v, %v; want job %s again", got, created, err, first.ID)
+	}
+	other := newJob(3, "ana")
+	other.IdempotencyKey, other.RequestHash = "key", "h2"
+	_, _, err = s.CreateJob(ctx(t), other, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "the same key with another request")
+	bob := newJob(4, "bob")
+	bob.IdempotencyKey, bob.RequestHash = "key", "h1"
+	createJob(t, s, bob)
+	if _, err := s.GetJob(ctx(t), jobID(2)); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+		t.Fatalf("a repeated submission was stored: %v", err)
+	}
+	if evs, _ := s.ListEvents(ctx(t), 0, catalog.MaxPageSize); len(evs) != 2 {
+		t.Fatalf("%d events, want 2 (one per job made)", len(evs))
+	}
+}
+
+func testJobClaim(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	now := t0.Add(time.Hour)
+	j, err := s.ClaimJob(ctx(t), jobID(1), 1, "w1", now, jobEvent(jobs.EventJobRunning, jobID(1)))
+	if err != nil || j.Status != jobs.StatusRunning || j.Attempt != 1 || j.Worker != "w1" || j.Started == nil || !j.Started.Equal(now) || !j.Updated.Equal(now) {
+		t.Fatalf("first claim: %+v, %v", j, err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(1), 1, "w2", now, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "a second claim of attempt 1")
+	// w1 died; the task's retry claims attempt 2.
+	later := now.Add(time.Minute)
+	j, err = s.ClaimJob(ctx(t), jobID(1), 2, "w2", later, nil)
+	if err != nil || j.Attempt != 2 || j.Worker != "w2" || !j.Started.Equal(now) {
+		t.Fatalf("retry claim: %+v, %v (the job keeps its first start)", j, err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(1), 2, "w3", later, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "a second claim of attempt 2")
+	_, err = s.ClaimJob(ctx(t), jobID(1), 1, "w3", later, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "a claim of an older attempt")
+	if _, err := s.FinishJob(ctx(t), jobID(1), 2, jobs.Finish{Status: jobs.StatusSuccessful}, later, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(1), 3, "w3", later, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "a claim of a finished job")
+	_, err = s.ClaimJob(ctx(t), jobID(9), 1, "w3", later, nil)
+	wantJobCode(t, err, catalog.ENOTFOUND, "a claim of an unknown job")
+
+	// A job whose dismissal is requested is not claimed again.
+	createJob(t, s, newJob(2, "ana"))
+	if _, err := s.ClaimJob(ctx(t), jobID(2), 1, "w1", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DismissJob(ctx(t), jobID(2), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(2), 2, "w2", now, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "a claim of a job being dismissed")
+}
+
+func testJobClaimRace(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		won  []string
+		errs []error
+	)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", w)
+			_, err := s.ClaimJob(ctx(t), jobID(1), 1, worker, t0.Add(time.Hour), nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				won = append(won, worker)
+			} else if catalog.ErrorCode(err) != catalog.ECONFLICT {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(won) != 1 || len(errs) > 0 {
+		t.Fatalf("%d claims of one attempt won (%v); errors %v", len(won), won, errs)
+	}
+	if j := getJob(t, s, jobID(1)); j.Worker != won[0] || j.Attempt != 1 {
+		t.Fatalf("job %+v, won by %s", j, won[0])
+	}
+}
+
+func testJobProgressAndFinish(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	now := t0.Add(time.Hour)
+	err := s.SetProgress(ctx(t), jobID(1), 1, 10, "starting", now)
+	wantJobCode(t, err, catalog.ECONFLICT, "progress of a job not running")
+	if _, err := s.ClaimJob(ctx(t), jobID(1), 1, "w1", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetProgress(ctx(t), jobID(1), 1, 40, "step 4 of 10", now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if j := getJob(t, s, jobID(1)); j.Progress != 40 || j.Message != "step 4 of 10" || !j.Updated.Equal(now.Add(time.Second)) {
+		t.Fatalf("after SetProgress: %+v", j)
+	}
+	err = s.SetProgress(ctx(t), jobID(1), 2, 50, "", now)
+	wantJobCode(t, err, catalog.ECONFLICT, "progress of another attempt")
+	err = s.SetProgress(ctx(t), jobID(9), 1, 50, "", now)
+	wantJobCode(t, err, catalog.ENOTFOUND, "progress of an unknown job")
+
+	_, err = s.FinishJob(ctx(t), jobID(1), 1, jobs.Finish{Status: jobs.StatusRunning}, now, nil)
+	wantJobCode(t, err, catalog.EINVALID, "finishing as running")
+	_, err = s.FinishJob(ctx(t), jobID(1), 2, jobs.Finish{Status: jobs.StatusSuccessful}, now, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "finishing another attempt")
+	end := now.Add(time.Minute)
+	f := jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{"twins-results/r1", "twins-results/r2"},
+		Usage: json.RawMessage(`{"wallSeconds":1.5,"maxRssBytes":1024}`)}
+	j, err := s.FinishJob(ctx(t), jobID(1), 1, f, end, jobEvent(jobs.EventJobSuccessful, jobID(1)))
+	if err != nil || j.Status != jobs.StatusSuccessful || j.Finished == nil || !j.Finished.Equal(end) || j.Progress != 100 ||
+		!slices.Equal(j.Results, f.Results) || !jsonEqual(j.Usage, f.Usage) || j.Message != "done" {
+		t.Fatalf("finished: %+v, %v", j, err)
+	}
+	if got := getJob(t, s, jobID(1)); !slices.Equal(got.Results, f.Results) || !jsonEqual(got.Usage, f.Usage) {
+		t.Fatalf("stored: %+v", got)
+	}
+	_, err = s.FinishJob(ctx(t), jobID(1), 1, jobs.Finish{Status: jobs.StatusFailed}, end, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "finishing a finished job")
+
+	createJob(t, s, newJob(2, "ana"))
+	if _, err := s.ClaimJob(ctx(t), jobID(2), 1, "w1", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	exc := json.RawMessage(`{"type":"https://twinstac.org/problems/phase-failed","title":"execute failed","status":500}`)
+	j, err = s.FinishJob(ctx(t), jobID(2), 1, jobs.Finish{Status: jobs.StatusFailed, Message: "execute exited with status 1", Exception: exc}, end, nil)
+	if err != nil || j.Status != jobs.StatusFailed || !jsonEqual(j.Exception, exc) || j.Progress == 100 {
+		t.Fatalf("failed: %+v, %v", j, err)
+	}
+	evs, _ := s.ListEvents(ctx(t), 0, catalog.MaxPageSize)
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	if want := []string{"job.accepted", "job.successful", "job.accepted"}; !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v (none for the changes without one)", types, want)
+	}
+}
+
+func testJobDismiss(t *testing.T, s JobStore) {
+	now := t0.Add(time.Hour)
+	createJob(t, s, newJob(1, "ana"))
+	j, err := s.DismissJob(ctx(t), jobID(1), now, jobEvent(jobs.EventJobDismissed, jobID(1)))
+	if err != nil || j.Status != jobs.StatusDismissed || j.Finished == nil || !j.Finished.Equal(now) {
+		t.Fatalf("dismissing an accepted job: %+v, %v", j, err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(1), 1, "w1", now, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "claiming a dismissed job")
+
+	createJob(t, s, newJob(2, "ana"))
+	if _, err := s.ClaimJob(ctx(t), jobID(2), 1, "w1", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	j, err = s.DismissJob(ctx(t), jobID(2), now, jobEvent(jobs.EventJobDismissed, jobID(2)))
+	if err != nil || j.Status != jobs.StatusRunning || !j.DismissRequested || j.Finished != nil {
+		t.Fatalf("dismissing a running job: %+v, %v", j, err)
+	}
+	j, err = s.FinishJob(ctx(t), jobID(2), 1, jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed"}, now, nil)
+	if err != nil || j.Status != jobs.StatusDismissed {
+		t.Fatalf("the worker ends it: %+v, %v", j, err)
+	}
+	j, err = s.DismissJob(ctx(t), jobID(2), now.Add(time.Hour), nil)
+	if err != nil || j.Status != jobs.StatusDismissed || !j.Finished.Equal(now) {
+		t.Fatalf("dismissing a finished job changes nothing: %+v, %v", j, err)
+	}
+	_, err = s.DismissJob(ctx(t), jobID(9), now, nil)
+	wantJobCode(t, err, catalog.ENOTFOUND, "dismissing an unknown job")
+	evs, _ := s.ListEvents(ctx(t), 0, catalog.MaxPageSize)
+	n := 0
+	for _, e := range evs {
+		if e.Type == jobs.EventJobDismissed {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d dismissal events, want 1 (the accepted job's; the running one's event is the worker's)", n)
+	}
+}
+
+func testJobList(t *testing.T, s JobStore) {
+	// ana's and bob's runs of olga's twin, and bob's run of his own.
+	for i := 1; i <= 12; i++ {
+		owner := []string{"ana", "bob"}[i%2]
+		j := newJob(i, owner)
+		if i == 12 {
+			j.Process, j.TwinItem, j.TwinOwner = "twins:pump", "pump", "bob"
+		}
+		if i%3 == 0 {
+			j.Batch = "b1"
+		}
+		createJob(t, s, j)
+	}
+	if _, err := s.ClaimJob(ctx(t), jobID(5), 1, "w", t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	list := func(q jobs.Query) []string {
+		t.Helper()
+		var ids []string
+		q.Limit = 5
+		for {
+			page, err := s.ListJobs(ctx(t), q)
+			if err != nil {
+				t.Fatalf("ListJobs %+v: %v", q, err)
+			}
+			for _, j := range page {
+				ids = append(ids, j.ID[len(j.ID)-2:])
+			}
+			if len(page) < q.Limit {
+				return ids
+			}
+			q.After = page[len(page)-1].ID
+		}
+	}
+	from, to := t0.Add(3*time.Minute), t0.Add(6*time.Minute)
+	for _, tc := range []struct {
+		name string
+		q    jobs.Query
+		want []string
+	}{
+		{"all, newest first", jobs.Query{}, []string{"12", "11", "10", "09", "08", "07", "06", "05", "04", "03", "02", "01"}},
+		{"ana sees her runs", jobs.Query{Visible: &jobs.Visibility{User: "ana"}}, []string{"12", "10", "08", "06", "04", "02"}},
+		{"olga sees the runs of her twin", jobs.Query{Visible: &jobs.Visibility{User: "olga"}}, []string{"11", "10", "09", "08", "07", "06", "05", "04", "03", "02", "01"}},
+		{"by process", jobs.Query{Process: "twins:pump"}, []string{"12"}},
+		{"by status", jobs.Query{Statuses: []jobs.Status{jobs.StatusRunning}}, []string{"05"}},
+		{"bob sees his runs and those of his twin, by batch", jobs.Query{Batch: "b1", Visible: &jobs.Visibility{User: "bob"}}, []string{"12", "09", "03"}},
+		{"by creation time", jobs.Query{CreatedFrom: &from, CreatedTo: &to}, []string{"06", "05", "04", "03"}},
+		{"nobody", jobs.Query{Visible: &jobs.Visibility{User: "eve"}}, nil},
+	} {
+		if got := list(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func testJobPending(t *testing.T, s JobStore) {
+	for i := 1; i <= 5; i++ {
+		createJob(t, s, newJob(i, "ana"))
+	}
+	now := t0.Add(time.Hour)
+	if _, err := s.ClaimJob(ctx(t), jobID(2), 1, "w", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimJob(ctx(t), jobID(3), 1, "w", now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DismissJob(ctx(t), jobID(3), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DismissJob(ctx(t), jobID(4), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(js []*jobs.Job) []string {
+		var out []string
+		for _, j := range js {
+			out = append(out, j.ID[len(j.ID)-2:])
+		}
+		return out
+	}
+	// Accepted jobs not touched since before, and running ones being
+	// dismissed, oldest first.
+	got, err := s.PendingJobs(ctx(t), now.Add(time.Minute), 10)
+	if err != nil || !slices.Equal(ids(got), []string{"01", "05", "03"}) {
+		t.Fatalf("PendingJobs: %v, %v; want 01 05 03", ids(got), err)
+	}
+	got, err = s.PendingJobs(ctx(t), t0.Add(3*time.Minute), 10)
+	if err != nil || !slices.Equal(ids(got), []string{"01"}) {
+		t.Fatalf("PendingJobs before 10:03: %v, %v; want 01", ids(got), err)
+	}
+	got, err = s.PendingJobs(ctx(t), now.Add(time.Minute), 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("PendingJobs with limit 1: %v, %v", ids(got), err)
+	}
+}

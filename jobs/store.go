@@ -1,0 +1,46 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/twinstac/twinstac/catalog"
+)
+
+// Store keeps jobs. Every change commits with its outbox event (none
+// when the event is nil) in one transaction.
+type Store interface {
+	// CreateJob stores a new job in status accepted. When the job has an
+	// idempotency key and its owner already made a job with that key,
+	// nothing is stored: CreateJob returns that job and created false if
+	// its RequestHash is the same, ECONFLICT otherwise.
+	// Codes: ECONFLICT, EINVALID.
+	CreateJob(ctx context.Context, j *Job, ev *catalog.Event) (stored *Job, created bool, err error)
+	// GetJob returns a job. Codes: ENOTFOUND.
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// ListJobs returns a page of jobs, newest first (by id, which orders
+	// by creation time).
+	ListJobs(ctx context.Context, q Query) ([]*Job, error)
+	// ClaimJob starts an attempt: a job that is accepted, or running at
+	// an attempt below attempt (the previous one was abandoned: its
+	// worker died), becomes running at attempt, run by worker. A job
+	// whose dismissal was requested is not claimed. Codes: ENOTFOUND,
+	// ECONFLICT (not claimable: ErrNotClaimable).
+	ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*Job, error)
+	// SetProgress records the progress and message of a running job's
+	// current attempt. Codes: ENOTFOUND, ECONFLICT (not running at
+	// attempt).
+	SetProgress(ctx context.Context, id string, attempt, progress int, message string, now time.Time) error
+	// FinishJob ends a job running at attempt. Codes: ENOTFOUND,
+	// ECONFLICT (not running at attempt), EINVALID (f.Status not final).
+	FinishJob(ctx context.Context, id string, attempt int, f Finish, now time.Time, ev *catalog.Event) (*Job, error)
+	// DismissJob dismisses a job: an accepted job becomes dismissed at
+	// once (ev is written); a running one gets DismissRequested and
+	// its worker ends it; a finished job is returned as it is.
+	// Codes: ENOTFOUND.
+	DismissJob(ctx context.Context, id string, now time.Time, ev *catalog.Event) (*Job, error)
+	// PendingJobs returns up to limit jobs that are accepted, or running
+	// with a dismissal requested, and were last updated before before,
+	// oldest first: those the reconciler makes sure are queued.
+	PendingJobs(ctx context.Context, before time.Time, limit int) ([]*Job, error)
+}

@@ -1,0 +1,473 @@
+package workers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/jobs"
+)
+
+// Runner runs the attempts of jobs: it claims the job, lays out its twin
+// from the catalog, runs the phases with an Executor, publishes what the
+// twin wrote as a result item, and ends the job. The queue's task
+// handler calls Run; Run is safe to call for a job that is not claimable
+// (finished, dismissed, taken by a newer attempt): it does nothing.
+type Runner struct {
+	Jobs     jobs.Store
+	Catalog  *catalog.Service
+	Executor Executor
+	// Worker names this worker in the jobs it claims.
+	Worker string
+	// Logs returns where a job's phase output goes; nil discards it.
+	Logs func(jobID string) LogSink
+	// DismissPoll is how often a running job is checked for a dismissal
+	// (default 1 s).
+	DismissPoll time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Request is what an execution request adds to the inputs (stored in
+// Job.Request).
+type Request struct {
+	// Restore names a snapshot item (<collection>/<item>) to start from.
+	Restore string `json:"restore,omitempty"`
+	// ResultsCollection is where the result item goes.
+	ResultsCollection string `json:"resultsCollection,omitempty"`
+}
+
+// ResultsCollection is the default collection of a twin's results: one
+// per twin.
+func ResultsCollection(twinCollection, twinItem string) string {
+	return twinCollection + "-" + twinItem + "-results"
+}
+
+// Run runs attempt of a job. It returns an error only when the attempt
+// should be tried again (the store or the catalog was unavailable); a
+// twin that fails ends its job failed and Run returns nil.
+func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
+	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, r.now(), nil)
+	if err != nil {
+		if code := catalog.ErrorCode(err); code == catalog.ECONFLICT || code == catalog.ENOTFOUND {
+			return nil // not ours to run
+		}
+		return err
+	}
+	if err := r.event(ctx, j, jobs.EventJobRunning); err != nil {
+		return err
+	}
+	var req Request
+	if len(j.Request) > 0 {
+		if err := json.Unmarshal(j.Request, &req); err != nil {
+			return r.fail(ctx, j, "the job's request cannot be read: "+err.Error(), nil)
+		}
+	}
+	run, twin, err := r.prepare(ctx, j, req)
+	if err != nil {
+		if catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
+			return err
+		}
+		return r.fail(ctx, j, err.Error(), nil)
+	}
+	// A dismissal stops the run: the store is polled for it.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dismissed := make(chan struct{})
+	go r.watchDismissal(rctx, j.ID, cancel, dismissed)
+	started := r.now()
+	out, err := r.Executor.Run(rctx, run)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // the worker is shutting down: try again
+		}
+		return r.fail(ctx, j, "the workspace could not be laid out: "+err.Error(), nil)
+	}
+	defer func() { _ = r.Executor.Cleanup(out) }()
+	usage := usageOf(out)
+	select {
+	case <-dismissed:
+		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed", Usage: usage})
+	default:
+	}
+	if ctx.Err() != nil {
+		// The worker is shutting down: the attempt is abandoned and the
+		// queue retries it.
+		return ctx.Err()
+	}
+	if f := out.Failed(); f != nil || !out.Succeeded {
+		return r.fail(ctx, j, describeFailure(f), usage)
+	}
+	ref, err := r.publish(ctx, j, req, twin, out, started)
+	if err != nil {
+		if catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
+			return err
+		}
+		return r.fail(ctx, j, "the results could not be published: "+err.Error(), usage)
+	}
+	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage})
+}
+
+// watchDismissal cancels the run when the job's dismissal is requested.
+func (r *Runner) watchDismissal(ctx context.Context, id string, cancel context.CancelFunc, dismissed chan<- struct{}) {
+	poll := r.DismissPoll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		j, err := r.Jobs.GetJob(ctx, id)
+		if err == nil && j.DismissRequested {
+			close(dismissed)
+			cancel()
+			return
+		}
+	}
+}
+
+func describeFailure(f *PhaseResult) string {
+	switch {
+	case f == nil:
+		return "the run was stopped"
+	case f.Error != "":
+		return fmt.Sprintf("phase %s could not start: %s", f.Phase, f.Error)
+	case f.TimedOut:
+		return fmt.Sprintf("phase %s ran past its time limit and was stopped", f.Phase)
+	case f.Signal != "":
+		return fmt.Sprintf("phase %s was ended by signal %s", f.Phase, f.Signal)
+	default:
+		return fmt.Sprintf("phase %s exited with status %d", f.Phase, f.ExitCode)
+	}
+}
+
+func usageOf(o *Outcome) json.RawMessage {
+	u := jobs.Usage{
+		WallSeconds: o.Usage.Wall.Seconds(), UserCPU: o.Usage.UserCPU.Seconds(), SystemCPU: o.Usage.SysCPU.Seconds(),
+		MaxRSSBytes: o.Usage.MaxRSSBytes, BytesWritten: o.Usage.BytesWritten,
+	}
+	b, _ := json.Marshal(u)
+	return b
+}
+
+// fail ends the job failed with an OGC exception.
+func (r *Runner) fail(ctx context.Context, j *jobs.Job, msg string, usage json.RawMessage) error {
+	exc, _ := json.Marshal(map[string]any{
+		"type": "https://twinstac.org/problems/job-failed", "title": "the job failed", "status": 500, "detail": msg,
+	})
+	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exc, Usage: usage})
+}
+
+func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
+	// The job ends even when the worker is being stopped.
+	ctx = context.WithoutCancel(ctx)
+	ended, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobEvent(j, jobs.EventType(f.Status), r.now()))
+	if catalog.ErrorCode(err) == catalog.ECONFLICT {
+		return nil // a newer attempt took the job over
+	}
+	_ = ended
+	return err
+}
+
+// event writes a job event on its own (the claim's event is written
+// after the claim, with the attempt it got).
+func (r *Runner) event(ctx context.Context, j *jobs.Job, typ string) error {
+	return r.Catalog.Store.Update(ctx, func(tx catalog.Tx) error {
+		return tx.AppendEvents(ctx, jobEvent(j, typ, r.now()))
+	})
+}
+
+// JobEventPayload is the payload of job events.
+type JobEventPayload struct {
+	ID      string `json:"id"`
+	Process string `json:"process"`
+	Status  string `json:"status"`
+	Attempt int    `json:"attempt,omitempty"`
+	Batch   string `json:"batch,omitempty"`
+}
+
+func jobEvent(j *jobs.Job, typ string, now time.Time) *catalog.Event {
+	b, _ := json.Marshal(JobEventPayload{
+		ID: j.ID, Process: j.Process, Status: strings.TrimPrefix(typ, "job."), Attempt: j.Attempt, Batch: j.Batch,
+	})
+	return &catalog.Event{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Subject: "jobs/" + j.ID, Time: now, Payload: b}
+}
+
+// prepare resolves the job's twin, the items it uses and the snapshot to
+// restore into a Run.
+func (r *Runner) prepare(ctx context.Context, j *jobs.Job, req Request) (*Run, *catalog.Item, error) {
+	twin, err := r.Catalog.GetItem(ctx, j.TwinCollection, j.TwinItem)
+	if err != nil {
+		return nil, nil, fmt.Errorf("twin %s/%s: %w", j.TwinCollection, j.TwinItem, err)
+	}
+	var inputs map[string]any
+	dec := json.NewDecoder(bytes.NewReader(j.Inputs))
+	dec.UseNumber()
+	if err := dec.Decode(&inputs); err != nil {
+		return nil, nil, fmt.Errorf("inputs: %w", err)
+	}
+	run := &Run{
+		JobID: j.ID, Attempt: j.Attempt, Inputs: inputs,
+		Phases: []string{PhaseCreate, PhaseExecute}, Always: []string{PhaseTerminate, PhaseClean},
+	}
+	if r.Logs != nil {
+		run.Logs = r.Logs(j.ID)
+	}
+	if run.Twin, err = r.component(twin, KindDigitalTwin); err != nil {
+		return nil, nil, err
+	}
+	for _, l := range twin.Links() {
+		if rel, _, _ := l.String("", "rel"); rel != catalog.RelUses {
+			continue
+		}
+		href, _, _ := l.String("", "href")
+		coll, id, ok := itemOfHref(href)
+		if !ok {
+			return nil, nil, fmt.Errorf("the twin's dt:uses link %q does not name an item of this catalog", href)
+		}
+		used, err := r.Catalog.GetItem(ctx, coll, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dt:uses %s/%s: %w", coll, id, err)
+		}
+		kind, _, _ := used.Props.String("", catalog.PropKind)
+		c, err := r.component(used, folderOfKind(kind))
+		if err != nil {
+			return nil, nil, err
+		}
+		run.Uses = append(run.Uses, c)
+	}
+	if req.Restore != "" {
+		coll, id, ok := strings.Cut(req.Restore, "/")
+		if !ok {
+			return nil, nil, fmt.Errorf("restore %q is not <collection>/<item>", req.Restore)
+		}
+		cat := r.Catalog
+		run.Restore = func(ctx context.Context) (io.ReadCloser, error) {
+			b, _, err := cat.OpenAsset(ctx, coll, id, SnapshotAsset)
+			return b, err
+		}
+	}
+	return run, twin, nil
+}
+
+// SnapshotAsset is the asset key of a snapshot item's state archive.
+const SnapshotAsset = "state"
+
+// folderOfKind is the library folder of an item kind.
+func folderOfKind(kind string) string {
+	switch kind {
+	case catalog.KindModel:
+		return KindModel
+	case catalog.KindTool:
+		return KindTool
+	case catalog.KindFunction:
+		return KindFunction
+	case catalog.KindDigitalTwin:
+		return KindDigitalTwin
+	default:
+		return KindData
+	}
+}
+
+// itemOfHref returns the collection and item an item link names (an
+// absolute or root-relative URL ending in /collections/{c}/items/{i}).
+func itemOfHref(href string) (coll, id string, ok bool) {
+	u, err := url.Parse(href)
+	if err != nil {
+		return "", "", false
+	}
+	parts := strings.Split(strings.TrimSuffix(u.EscapedPath(), "/"), "/")
+	if len(parts) < 4 || parts[len(parts)-4] != "collections" || parts[len(parts)-2] != "items" {
+		return "", "", false
+	}
+	c, err1 := url.PathUnescape(parts[len(parts)-3])
+	i, err2 := url.PathUnescape(parts[len(parts)-1])
+	if err1 != nil || err2 != nil || c == "" || i == "" {
+		return "", "", false
+	}
+	return c, i, true
+}
+
+// component lays out an item's uploaded assets: lifecycle scripts under
+// lifecycle/<key>, other files as <key>, or where dt:path says. Assets
+// that link elsewhere (no uploaded file) are not fetched.
+func (r *Runner) component(it *catalog.Item, kind string) (Component, error) {
+	c := Component{Kind: kind, Name: it.ID}
+	keys := make([]string, 0, len(it.Assets()))
+	for k := range it.Assets() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	cat, coll, id := r.Catalog, it.Collection, it.ID
+	for _, key := range keys {
+		a := it.Assets()[key]
+		href, _, _ := a.String("", "href")
+		if href != catalog.AssetPath(coll, id, key) {
+			continue
+		}
+		p := key
+		var roles []string
+		_ = json.Unmarshal(a["roles"], &roles)
+		lifecycle := slices.Contains(roles, catalog.RoleLifecycle)
+		if lifecycle {
+			p = LifecycleDir + "/" + key
+		}
+		if dp, ok, _ := a.String("", catalog.PropAssetPath); ok && dp != "" {
+			p = dp
+		}
+		c.Files = append(c.Files, File{Path: p, Executable: lifecycle, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			b, _, err := cat.OpenAsset(ctx, coll, id, key)
+			return b, err
+		}})
+	}
+	return c, nil
+}
+
+// publish stores the twin's outputs as a result item, published, owned
+// by who ran the job, with its provenance, and returns <collection>/<id>.
+func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *catalog.Item, out *Outcome, started time.Time) (string, error) {
+	coll := req.ResultsCollection
+	if coll == "" {
+		coll = ResultsCollection(j.TwinCollection, j.TwinItem)
+	}
+	if err := r.ensureResults(ctx, coll, j, twin); err != nil {
+		return "", err
+	}
+	id := j.ID
+	ref := jobs.Ref(coll, id)
+	// A retried attempt may find the result of one that died after
+	// publishing it.
+	if it, err := r.Catalog.GetItem(ctx, coll, id); err == nil {
+		if it.State == catalog.StatePublished {
+			return ref, nil
+		}
+		if err := r.Catalog.DeleteItem(ctx, coll, id, nil); err != nil {
+			return "", err
+		}
+	}
+	ended := r.now()
+	var inputs any
+	_ = json.Unmarshal(j.Inputs, &inputs)
+	links := []map[string]any{
+		{"rel": "derived_from", "href": catalog.ItemPath(twin.Collection, twin.ID), "type": "application/geo+json", "title": "the twin"},
+		{"rel": "related", "href": "/jobs/" + url.PathEscape(j.ID), "type": "application/json", "title": "the job"},
+	}
+	for _, l := range twin.Links() {
+		if rel, _, _ := l.String("", "rel"); rel == catalog.RelUses {
+			href, _, _ := l.String("", "href")
+			links = append(links, map[string]any{"rel": "derived_from", "href": href, "type": "application/geo+json"})
+		}
+	}
+	doc := map[string]any{
+		"type": "Feature", "stac_version": "1.1.0", "id": id, "geometry": nil,
+		"properties": map[string]any{
+			"datetime": nil, "start_datetime": started.Format(time.RFC3339Nano), "end_datetime": ended.Format(time.RFC3339Nano),
+			"title":           "Result of job " + j.ID,
+			catalog.PropKind:  catalog.KindResult,
+			catalog.PropOwner: j.Owner,
+			"dt:job":          j.ID,
+			"dt:process":      j.Process,
+			"dt:inputs":       inputs,
+			"dt:twin":         jobs.Ref(twin.Collection, twin.ID),
+			"dt:twin_version": twin.ETag,
+			"dt:batch":        nilIfEmpty(j.Batch),
+		},
+		"links": links, "assets": map[string]any{},
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true}); err != nil {
+		return "", err
+	}
+	for _, f := range out.Outputs {
+		if err := r.putOutput(ctx, coll, id, out, f); err != nil {
+			return "", err
+		}
+	}
+	if _, err := r.Catalog.MoveItem(ctx, coll, id, catalog.StatePublished, "the job succeeded", nil); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// assetKeyOf turns an output's path into an asset key.
+func assetKeyOf(p string) string {
+	return strings.NewReplacer("/", "_", " ", "_").Replace(p)
+}
+
+func (r *Runner) putOutput(ctx context.Context, coll, id string, out *Outcome, f OutputFile) error {
+	fh, err := os.Open(filepath.Join(out.Dir, OutputsDir, filepath.FromSlash(f.Path)))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = fh.Close() }()
+	typ := mime.TypeByExtension(path.Ext(f.Path))
+	if typ == "" {
+		typ = "application/octet-stream"
+	}
+	_, err = r.Catalog.PutAsset(ctx, coll, id, assetKeyOf(f.Path), typ, io.LimitReader(fh, f.Size), nil, catalog.Quota{})
+	return err
+}
+
+// ensureResults creates the results collection when it is missing,
+// owned by the twin's owner and private, as the twin's collection.
+func (r *Runner) ensureResults(ctx context.Context, coll string, j *jobs.Job, twin *catalog.Item) error {
+	if _, err := r.Catalog.GetCollection(ctx, coll); err == nil {
+		return nil
+	} else if catalog.ErrorCode(err) != catalog.ENOTFOUND {
+		return err
+	}
+	raw, _ := json.Marshal(map[string]any{
+		"type": "Collection", "stac_version": "1.1.0", "id": coll, "license": "other",
+		"description": "Results of runs of the twin " + jobs.Ref(twin.Collection, twin.ID) + ".",
+		"extent": map[string]any{
+			"spatial":  map[string]any{"bbox": [][]float64{{-180, -90, 180, 90}}},
+			"temporal": map[string]any{"interval": [][]any{{nil, nil}}},
+		},
+		"links": []any{},
+	})
+	_, err := r.Catalog.CreateCollection(ctx, raw, j.TwinOwner)
+	if catalog.ErrorCode(err) == catalog.ECONFLICT {
+		return nil // made meanwhile by another worker
+	}
+	if err != nil && errors.Is(err, context.Canceled) {
+		return err
+	}
+	return err
+}
