@@ -39,8 +39,8 @@ type Store interface {
 	// its worker ends it; a finished job is returned as it is.
 	// Codes: ENOTFOUND.
 	DismissJob(ctx context.Context, id string, now time.Time, ev *catalog.Event) (*Job, error)
-	// PendingJobs returns up to limit jobs that are accepted, or running
-	// with a dismissal requested, and were last updated before before,
-	// oldest first: those the reconciler makes sure are queued.
+	// PendingJobs returns up to limit jobs that are not final (accepted
+	// or running) and were last updated before before, oldest first:
+	// those the reconciler checks are queued, or still held by a worker.
 	PendingJobs(ctx context.Context, before time.Time, limit int) ([]*Job, error)
 }

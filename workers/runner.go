@@ -179,10 +179,21 @@ func usageOf(o *Outcome) json.RawMessage {
 
 // fail ends the job failed with an OGC exception.
 func (r *Runner) fail(ctx context.Context, j *jobs.Job, msg string, usage json.RawMessage) error {
-	exc, _ := json.Marshal(map[string]any{
-		"type": "https://twinstac.org/problems/job-failed", "title": "the job failed", "status": 500, "detail": msg,
-	})
-	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exc, Usage: usage})
+	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage})
+}
+
+// GiveUp ends a job failed after its last attempt could not run (the
+// store or the catalog stayed unavailable), so that it does not stay
+// running. A job that attempt does not hold is left to the reconciler.
+func (r *Runner) GiveUp(ctx context.Context, jobID string, attempt int, cause error) error {
+	j, err := r.Jobs.GetJob(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	if j.Status != jobs.StatusRunning || j.Attempt != attempt {
+		return nil
+	}
+	return r.fail(ctx, j, "the last attempt could not run: "+cause.Error(), nil)
 }
 
 func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {

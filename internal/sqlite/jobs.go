@@ -52,10 +52,10 @@ const finishJobSQL = `UPDATE jobs SET status = ?, message = ?, results = ?, exce
 progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END
 WHERE id = ? AND status = 'running' AND attempt = ?`
 
-// pendingJobsSQL selects the jobs the reconciler makes sure are queued:
-// accepted ones, and running ones whose worker has a dismissal to act on.
+// pendingJobsSQL selects the jobs the reconciler checks: those not
+// final.
 const pendingJobsSQL = selectJobSQL + ` WHERE (status = 'accepted' AND updated < ?)
-OR (status = 'running' AND dismiss_requested = 1 AND updated < ?)
+OR (status = 'running' AND updated < ?)
 ORDER BY updated, id LIMIT ?`
 
 func scanJob(row interface{ Scan(...any) error }) (*jobs.Job, error) {
@@ -399,10 +399,9 @@ func (s *Store) DismissJob(ctx context.Context, id string, now time.Time, ev *ca
 }
 
 // PendingJobs returns up to limit jobs last updated before before that
-// are accepted, or running with a dismissal requested, oldest update
-// first (then by id): the jobs whose task may have been lost, which the
-// reconciler queues again. The limit is clamped to [1,
-// catalog.MaxPageSize].
+// are not final (accepted or running), oldest update first (then by id):
+// the jobs whose task may have been lost, which the reconciler queues
+// again or ends. The limit is clamped to [1, catalog.MaxPageSize].
 func (s *Store) PendingJobs(ctx context.Context, before time.Time, limit int) ([]*jobs.Job, error) {
 	limit = min(max(limit, 1), catalog.MaxPageSize)
 	us := micros(before)

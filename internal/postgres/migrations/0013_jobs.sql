@@ -42,5 +42,5 @@ CREATE INDEX jobs_twin_owner_idx ON jobs (twin_owner, id);
 CREATE INDEX jobs_batch_idx ON jobs (batch, id) WHERE batch <> '';
 CREATE INDEX jobs_process_idx ON jobs (process, id);
 
--- The reconciler's jobs: accepted ones, and running ones being dismissed.
-CREATE INDEX jobs_pending_idx ON jobs (updated, id) WHERE status = 'accepted' OR (status = 'running' AND dismiss_requested);
+-- The reconciler's jobs: those not final.
+CREATE INDEX jobs_pending_idx ON jobs (updated, id) WHERE status IN ('accepted', 'running');

@@ -1,0 +1,14 @@
+package jobs
+
+import "context"
+
+// Queue hands jobs to workers. Enqueueing is idempotent: a job already
+// queued (or running) is not queued twice.
+type Queue interface {
+	// Enqueue queues a job's run. Codes: EUNAVAILABLE.
+	Enqueue(ctx context.Context, j *Job) error
+	// Lost reports whether a job the store holds as running has no task
+	// left that could still run it (its worker died on its last attempt,
+	// or the task is gone). Codes: EUNAVAILABLE.
+	Lost(ctx context.Context, j *Job) (bool, error)
+}

@@ -1,0 +1,158 @@
+package workers_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/jobs"
+	"github.com/twinstac/twinstac/workers"
+)
+
+// redisConns returns the Redis servers the queue tests run on: an
+// in-process one (miniredis, as the embedded default uses) and the real
+// one of TWINSTAC_TEST_REDIS_URL.
+func redisConns(t *testing.T) map[string]asynq.RedisConnOpt {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	conns := map[string]asynq.RedisConnOpt{"miniredis": asynq.RedisClientOpt{Addr: mr.Addr()}}
+	url := os.Getenv("TWINSTAC_TEST_REDIS_URL")
+	if url == "" && os.Getenv("TWINSTAC_TEST_REQUIRE_SERVICES") == "1" {
+		t.Fatal("TWINSTAC_TEST_REDIS_URL is not set, and TWINSTAC_TEST_REQUIRE_SERVICES=1 requires it")
+	}
+	if url != "" {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns["redis"] = asynq.RedisClientOpt{Addr: opt.Addr, DB: opt.DB, Password: opt.Password}
+	}
+	return conns
+}
+
+// waitJob waits until a job is final and returns it.
+func waitJob(t *testing.T, s *runnerSetup, id string) *jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j := s.job(t, id)
+		if j.Status.Final() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is still %s", id, j.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// setupQueue is setupRunner with a queue of the test's own.
+func setupQueue(t *testing.T, conn asynq.RedisConnOpt) (*runnerSetup, *workers.Queue, string) {
+	t.Helper()
+	s := setupRunner(t)
+	queue := "jobs-" + t.Name()
+	q := workers.NewQueue(conn, queue)
+	t.Cleanup(func() { _ = q.Close() })
+	return s, q, queue
+}
+
+// startWorker starts a worker on a queue, stopped when the test ends.
+func startWorker(t *testing.T, conn asynq.RedisConnOpt, s *runnerSetup, queue string) {
+	t.Helper()
+	srv := workers.NewServer(conn, s.runner, workers.ServerConfig{Concurrency: 2, Queues: map[string]int{queue: 1}})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+}
+
+func TestQueueRunsJobs(t *testing.T) {
+	t.Parallel()
+	for name, conn := range redisConns(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, q, queue := setupQueue(t, conn)
+			startWorker(t, conn, s, queue)
+			var ids []string
+			for i := range 3 {
+				j := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 5 + i})
+				if err := q.Enqueue(t.Context(), j); err != nil {
+					t.Fatal(err)
+				}
+				// Queueing a job again does nothing.
+				if err := q.Enqueue(t.Context(), j); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, j.ID)
+			}
+			for _, id := range ids {
+				if j := waitJob(t, s, id); j.Status != jobs.StatusSuccessful || j.Attempt != 1 {
+					t.Fatalf("job %+v", j)
+				}
+			}
+			// The job events are in the outbox: accepted jobs are the
+			// submitter's to record; running and successful the worker's.
+			evs, err := s.store.ListEvents(t.Context(), 0, catalog.MaxPageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := map[string]int{}
+			for _, e := range evs {
+				n[e.Type]++
+			}
+			if n[jobs.EventJobRunning] != 3 || n[jobs.EventJobSuccessful] != 3 {
+				t.Fatalf("job events %v", n)
+			}
+		})
+	}
+}
+
+func TestReconciler(t *testing.T) {
+	t.Parallel()
+	for name, conn := range redisConns(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, q, queue := setupQueue(t, conn)
+			rec := &workers.Reconciler{Jobs: s.store, Queue: q, Events: s.store, Age: time.Nanosecond}
+
+			// Stored but never queued (the server died in between): a
+			// pass queues it and a worker runs it.
+			orphan := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 3})
+			// Claimed by a worker that died on its last attempt, with no
+			// task left; and one whose dismissal was asked meanwhile.
+			lost := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2})
+			gone := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2})
+			for _, j := range []*jobs.Job{lost, gone} {
+				if _, err := s.store.ClaimJob(t.Context(), j.ID, 3, "dead", time.Now().UTC(), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.store.DismissJob(t.Context(), gone.ID, time.Now().UTC(), nil); err != nil {
+				t.Fatal(err)
+			}
+			n, err := rec.Pass(t.Context())
+			if err != nil || n != 3 {
+				t.Fatalf("Pass: %d, %v; want 3 jobs queued or ended", n, err)
+			}
+			if j := s.job(t, lost.ID); j.Status != jobs.StatusFailed || j.Exception == nil {
+				t.Fatalf("lost job %+v", j)
+			}
+			if j := s.job(t, gone.ID); j.Status != jobs.StatusDismissed {
+				t.Fatalf("lost job being dismissed %+v", j)
+			}
+			startWorker(t, conn, s, queue)
+			if j := waitJob(t, s, orphan.ID); j.Status != jobs.StatusSuccessful {
+				t.Fatalf("orphan job %+v", j)
+			}
+			// A running job whose task is alive is left alone.
+			if n, err := rec.Pass(t.Context()); err != nil || n != 0 {
+				t.Fatalf("second pass: %d, %v", n, err)
+			}
+		})
+	}
+}
