@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/jobs"
 )
@@ -215,20 +213,8 @@ func (r *Runner) event(ctx context.Context, j *jobs.Job, typ string) error {
 	})
 }
 
-// JobEventPayload is the payload of job events.
-type JobEventPayload struct {
-	ID      string `json:"id"`
-	Process string `json:"process"`
-	Status  string `json:"status"`
-	Attempt int    `json:"attempt,omitempty"`
-	Batch   string `json:"batch,omitempty"`
-}
-
 func jobEvent(j *jobs.Job, typ string, now time.Time) *catalog.Event {
-	b, _ := json.Marshal(JobEventPayload{
-		ID: j.ID, Process: j.Process, Status: strings.TrimPrefix(typ, "job."), Attempt: j.Attempt, Batch: j.Batch,
-	})
-	return &catalog.Event{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Subject: "jobs/" + j.ID, Time: now, Payload: b}
+	return jobs.NewEvent(j, typ, now)
 }
 
 // prepare resolves the job's twin, the items it uses and the snapshot to
