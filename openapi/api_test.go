@@ -2,6 +2,7 @@ package openapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/twinstac/twinstac/internal/apitest"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/testdb"
+	"github.com/twinstac/twinstac/jobs"
 	"github.com/twinstac/twinstac/openapi"
 )
 
@@ -32,7 +35,28 @@ type bundle struct {
 	// policies is the server's policy manager, for tests that grant roles.
 	policies *access.Manager
 	tokens   *access.Tokens
+	// jobs is the server's job service; queue records what it queued.
+	jobs  *jobs.Service
+	queue *recordQueue
+	// catalog is the server's catalog service.
+	catalog *catalog.Service
 }
+
+// recordQueue is a jobs.Queue that records what is queued; no worker
+// takes it (end-to-end tests start one of their own).
+type recordQueue struct {
+	mu     sync.Mutex
+	queued []string
+}
+
+func (q *recordQueue) Enqueue(_ context.Context, j *jobs.Job) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queued = append(q.queued, j.ID)
+	return nil
+}
+
+func (q *recordQueue) Lost(context.Context, *jobs.Job) (bool, error) { return false, nil }
 
 const maxBody = 64 << 10
 
@@ -70,12 +94,14 @@ func setupFull(t *testing.T, open func(testing.TB) catalog.Store, oidc *access.O
 	manager.MaxAge = 0
 	cfg.MaxBodyBytes = maxBody
 	cfg.CORS = openapi.CORS{ReadOrigins: []string{"*"}, WriteOrigins: []string{"https://editor.example"}}
+	queue := &recordQueue{}
+	jobSvc := &jobs.Service{Store: st.(jobs.Store), Queue: queue}
 	api := openapi.New(cfg,
-		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc,
+		openapi.Deps{Catalog: svc, Tokens: tokens, Authz: access.NewAuthorizer(manager), OIDC: oidc, Jobs: jobSvc,
 			Quotas: &access.Quotas{Store: st.(access.QuotaStore), DefaultStoredBytes: storedBytes}, Ready: st.Ping, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st, policies: manager, tokens: tokens}
+	return &bundle{t: t, base: srv.URL, client: apitest.Client(t, srv.URL), store: st, policies: manager, tokens: tokens, jobs: jobSvc, queue: queue, catalog: svc}
 }
 
 // eachStoreFull is eachStore with a default stored-bytes quota.

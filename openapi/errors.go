@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/jobs"
 )
 
 // Problem is an RFC 9457 problem detail, the body of every error response.
@@ -75,6 +76,13 @@ func problemFor(ctx context.Context, err error) *Problem {
 	var ce *catalog.Error
 	if errors.As(err, &ce) && code != catalog.EINTERNAL {
 		p.Detail, p.Pointer = ce.Message, ce.Pointer
+		// Every wrong input of an execution, each at its pointer.
+		var ie *jobs.InputsError
+		if errors.As(err, &ie) {
+			for _, e := range ie.Errors {
+				p.Errors = append(p.Errors, &ErrorDetail{Message: e.Message, Location: "/inputs" + e.Pointer})
+			}
+		}
 	} else {
 		p.Detail = "internal error; quote request id " + p.RequestID + " when reporting it"
 	}

@@ -51,6 +51,13 @@ var ConformanceClasses = []string{
 	"http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
 	"http://www.opengis.net/spec/cql2/1.0/conf/property-property",
 	"http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+	// OGC API – Processes over published twins (processes.go).
+	confProcessesCore,
+	confProcessesDescription,
+	confProcessesJSON,
+	confProcessesOAS30,
+	confProcessesJobList,
+	confProcessesDismiss,
 }
 
 // LandingPage is the root of the catalog.
@@ -111,6 +118,8 @@ func (s *Server) registerLanding() {
 					{Rel: "aggregate", Href: base + "/aggregate", Type: mediaJSON, Method: http.MethodGet, Title: "Aggregate items"},
 					{Rel: "aggregate", Href: base + "/aggregate", Type: mediaJSON, Method: http.MethodPost, Title: "Aggregate items"},
 					{Rel: "aggregations", Href: base + "/aggregations", Type: mediaJSON, Title: "The aggregations /aggregate computes"},
+					{Rel: "http://www.opengis.net/def/rel/ogc/1.0/processes", Href: base + "/processes", Type: mediaJSON, Title: "Processes: the twins that can run"},
+					{Rel: "http://www.opengis.net/def/rel/ogc/1.0/job-list", Href: base + "/jobs", Type: mediaJSON, Title: "Jobs"},
 				},
 			}}, nil
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/apitest"
 	"github.com/twinstac/twinstac/internal/testdb"
+	"github.com/twinstac/twinstac/jobs"
 )
 
 // The authorisation matrix: every operation of the OpenAPI document ×
@@ -91,6 +92,24 @@ var matrix = map[string]matrixCase{
 	"deletePolicy": {"DELETE", "/policies/spare-policy", nil, nil, expect(204, 403, 403, 403, 403, 401)},
 	"getQuota":     {"GET", "/quotas/owen", nil, nil, expect(200, 200, 403, 403, 403, 401)},
 	"setQuota":     {"PUT", "/quotas/owen", map[string]any{"stored_bytes": 1000}, nil, expect(200, 403, 403, 403, 403, 401)},
+
+	"getProcesses":          {"GET", "/processes", nil, nil, all(200)},
+	"getProcessDescription": {"GET", "/processes/c:t", nil, nil, expect(200, 200, 200, 200, 404, 404)},
+	"execute":               {"POST", "/processes/c:t/execution", map[string]any{"inputs": map[string]any{"n": 1}}, nil, expect(201, 201, 403, 403, 404, 404)},
+	"getJobs":               {"GET", "/jobs", nil, nil, expect(200, 200, 200, 200, 200, 401)},
+	"getStatus":             {"GET", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"getResult":             {"GET", "/jobs/{job}/results", nil, nil, expect(404, 404, 404, 404, 404, 401)},
+	"dismiss":               {"DELETE", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+}
+
+// twinDoc is a twin of collection c: an execute script and one integer
+// input.
+func twinDoc(id string) map[string]any {
+	d := itemDoc(id)
+	props := d["properties"].(map[string]any)
+	props["dt:kind"] = "digital-twin"
+	props["dt:parameters"] = map[string]any{"type": "object", "properties": map[string]any{"n": map[string]any{"type": "integer"}}}
+	return d
 }
 
 var shareBody = map[string]any{"subject": "user:zed", "actions": []string{"read"}}
@@ -136,6 +155,22 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string
 	b.want(b.do("POST", "/collections/c/items", itemDoc("p"), owen...), 201)
 	b.want(b.do("PUT", "/collections/c/items/p/assets/data", "file", owen...), 200)
 	b.want(b.do("POST", "/collections/c/items/p/lifecycle", map[string]any{"state": "published"}, owen...), 200)
+	b.want(b.do("POST", "/collections/c/items", twinDoc("t"), owen...), 201)
+	b.want(b.do("PUT", "/collections/c/items/t/assets/execute", "#!/bin/sh\necho run\n", owen...), 200)
+	b.want(b.do("PATCH", "/collections/c/items/t", map[string]any{"assets": map[string]any{"execute": map[string]any{"roles": []string{"lifecycle"}}}}, owen...), 200)
+	b.want(b.do("POST", "/collections/c/items/t/lifecycle", map[string]any{"state": "published"}, owen...), 200)
+	twin, err := b.store.GetItem(ctx, "c", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := jobs.ProcessOf(twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _, err := b.jobs.Submit(ctx, jobs.Submission{Process: proc, Owner: "owen", Inputs: map[string]any{"n": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []*access.Policy{
 		{ID: "c-editor-collection", Subjects: []string{"user:eddie"}, Resources: []string{"collections:c"}, Actions: []string{"read", "update"}, Effect: access.Allow},
 		{ID: "c-editor-items", Subjects: []string{"user:eddie"}, Resources: []string{"items:c/<.*>"}, Actions: []string{"read", "create", "update", "publish", "delete"}, Effect: access.Allow},
@@ -155,7 +190,7 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID}
+	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID, "{job}": job.ID}
 }
 
 func TestAuthorizationMatrix(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/access"
+	"github.com/twinstac/twinstac/jobs"
 )
 
 // Version is the API version in the OpenAPI document.
@@ -56,6 +57,9 @@ type Deps struct {
 	Quotas *access.Quotas
 	// OIDC verifies OIDC JWTs; nil accepts none.
 	OIDC *access.OIDC
+	// Jobs submits and lists jobs; nil: the server runs no jobs (the job
+	// operations answer 503).
+	Jobs *jobs.Service
 	// Ready checks the stores for /readyz.
 	Ready func(ctx context.Context) error
 	// Registry collects metrics; nil makes a private one.
@@ -106,6 +110,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerShares()
 	s.registerPolicies()
 	s.registerQuotas()
+	s.registerProcesses()
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.PrivateMetrics {
