@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/twinstac/twinstac/workers"
 )
 
 // asBinaryEnv makes the test binary act as the twinstac binary, for
@@ -16,6 +18,9 @@ import (
 const asBinaryEnv = "TWINSTAC_TEST_AS_BINARY"
 
 func TestMain(m *testing.M) {
+	// The in-process worker starts this test binary as the launcher of
+	// phase scripts, as it starts twinstac.
+	workers.LaunchPhase()
 	if os.Getenv(asBinaryEnv) == "1" {
 		main()
 		os.Exit(0)

@@ -209,6 +209,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		}
 		log.Info("OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
 	}
+	jobRT, err := startJobs(ctx, cfg, st, svc, log)
+	if err != nil {
+		return err
+	}
+	defer jobRT.Close()
 	adminSecret, err := tokens.Bootstrap(ctx)
 	if err != nil {
 		return fmt.Errorf("creating the first admin token: %w", err)
@@ -221,7 +226,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		CollectionCreators: cfg.CollectionGroup,
 		PrivateMetrics:     cfg.PrivateMetrics,
 		CountBudget:        countBudget(cfg.CountBudget),
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Ready: func(ctx context.Context) error {
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Jobs: jobRT.service, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -15,8 +16,56 @@ import (
 	"github.com/twinstac/twinstac/internal/apitest"
 )
 
+// runTwin publishes a one-script twin through the API and runs it as a
+// job to its end: the embedded queue and worker of a server started with
+// no setup.
+func runTwin(t *testing.T, c *http.Client, base, secret string) {
+	t.Helper()
+	do := func(method, path, ct, body string, want int) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if body != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d\n%s", method, path, resp.StatusCode, want, b)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	const js = "application/json"
+	do("POST", "/collections", js, `{"type":"Collection","stac_version":"1.1.0","id":"twins","description":"d","license":"other",
+		"extent":{"spatial":{"bbox":[[-180,-90,180,90]]},"temporal":{"interval":[[null,null]]}},"links":[]}`, 201)
+	do("POST", "/collections/twins/items", js, `{"type":"Feature","stac_version":"1.1.0","id":"echo","geometry":null,"links":[],"assets":{},
+		"properties":{"datetime":"2026-01-01T00:00:00Z","dt:kind":"digital-twin"}}`, 201)
+	do("PUT", "/collections/twins/items/echo/assets/execute", "text/x-shellscript", "#!/bin/sh\necho hello > \"$TWINSTAC_OUTPUTS/hello.txt\"\n", 200)
+	do("PATCH", "/collections/twins/items/echo", "application/merge-patch+json", `{"assets":{"execute":{"roles":["lifecycle"]}}}`, 200)
+	do("POST", "/collections/twins/items/echo/lifecycle", js, `{"state":"published"}`, 200)
+	job := do("POST", "/processes/twins:echo/execution", js, `{}`, 201)["jobID"].(string)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := do("GET", "/jobs/"+job, "", "", 200)
+		if st["status"] == "successful" {
+			return
+		}
+		if st["status"] != "accepted" && st["status"] != "running" || time.Now().After(deadline) {
+			t.Fatalf("job: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestServeStartsWithNoSetup runs `twinstac serve` on a free port with
-// only a data folder, and checks it answers and stops cleanly.
+// only a data folder, and checks it answers, runs a job and stops
+// cleanly.
 func TestServeStartsWithNoSetup(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
@@ -70,6 +119,8 @@ func TestServeStartsWithNoSetup(t *testing.T) {
 	if who.StatusCode != 200 || !bytes.Contains(body, []byte(`"admin":true`)) {
 		t.Fatalf("the printed admin token does not work: %d %s", who.StatusCode, body)
 	}
+
+	runTwin(t, c, base, secret)
 
 	for _, path := range []string{"/healthz", "/readyz", "/"} {
 		resp, err := c.Get(base + path)

@@ -40,6 +40,13 @@ type Server struct {
 	OIDCAudience    string
 	OIDCUserClaim   string
 	OIDCGroupsClaim string
+	// RedisURL is the Redis of the job queue; empty runs one in process.
+	RedisURL string
+	// Workers is how many jobs the in-process worker runs at once; 0
+	// runs none (separate workers take the jobs).
+	Workers int
+	// PhaseTimeout bounds each lifecycle phase of a job.
+	PhaseTimeout time.Duration
 }
 
 // Defaults returns the settings of a server started with no flags.
@@ -53,6 +60,8 @@ func Defaults() Server {
 		CORSReadOrigins: []string{"*"},
 		LogLevel:        "info",
 		LogFormat:       "auto",
+		Workers:         2,
+		PhaseTimeout:    time.Hour,
 	}
 }
 
@@ -85,6 +94,9 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.PrivateMetrics, "private-metrics", false, "serve /metrics to node administrators only")
 	fs.StringVar(&c.CollectionGroup, "collection-creators", "", "the group whose members may create collections (admins always may); empty: every signed-in user")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL of the job queue (redis://host:6379/0); empty runs an in-process Redis that lives as long as the server")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "jobs the in-process worker runs at once; 0 runs none, for servers whose jobs separate workers run")
+	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "how long each lifecycle phase of a job may run")
 }
 
 // EnvName returns the environment variable of a flag.

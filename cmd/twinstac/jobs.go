@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+
+	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/config"
+	"github.com/twinstac/twinstac/jobs"
+	"github.com/twinstac/twinstac/workers"
+)
+
+// jobRuntime is what runs jobs in a server: the queue, the in-process
+// worker and the reconciler, and the in-process Redis when there is no
+// other.
+type jobRuntime struct {
+	service *jobs.Service
+	stop    []func()
+}
+
+// Close stops what startJobs started, in reverse order.
+func (r *jobRuntime) Close() {
+	for i := len(r.stop) - 1; i >= 0; i-- {
+		r.stop[i]()
+	}
+}
+
+// startJobs sets up job execution on the store: the asynq queue on the
+// Redis of --redis-url, or on an in-process Redis (miniredis, its TTLs on
+// the real clock) that lives as long as the server; with --workers > 0
+// an in-process worker with the local executor, workspaces under the data
+// folder; and the reconciler.
+func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *catalog.Service, log *slog.Logger) (*jobRuntime, error) {
+	store, ok := st.(jobs.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store keeps no jobs")
+	}
+	rt := &jobRuntime{}
+	var conn asynq.RedisConnOpt
+	if cfg.RedisURL != "" {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-url: %w", err)
+		}
+		conn = opt
+	} else {
+		m := miniredis.NewMiniRedis()
+		m.ClockTTL(true)
+		// A random loopback port: several servers may run side by side.
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("starting the in-process Redis: %w", err)
+		}
+		rt.stop = append(rt.stop, m.Close)
+		conn = asynq.RedisClientOpt{Addr: m.Addr()}
+		log.Info("job queue on an in-process Redis; queued jobs do not outlive the server, the reconciler queues them again", "addr", m.Addr())
+	}
+	queue := workers.NewQueue(conn, "")
+	rt.stop = append(rt.stop, func() { _ = queue.Close() })
+	rt.service = &jobs.Service{Store: store, Queue: queue, Logger: log}
+	if cfg.Workers > 0 {
+		runner := &workers.Runner{
+			Jobs: store, Catalog: cat, Worker: "serve",
+			Executor: &workers.Local{Root: filepath.Join(cfg.DataDir, "work"), PhaseTimeout: cfg.PhaseTimeout},
+		}
+		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Logger: asynqLogger{log}})
+		if err := srv.Start(); err != nil {
+			rt.Close()
+			return nil, fmt.Errorf("starting the worker: %w", err)
+		}
+		rt.stop = append(rt.stop, srv.Shutdown)
+		log.Info("in-process worker started", "concurrency", cfg.Workers)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rec := &workers.Reconciler{Jobs: store, Queue: queue, Events: st, Log: log, Interval: 30 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(rctx) }()
+	rt.stop = append(rt.stop, func() { cancel(); <-done })
+	return rt, nil
+}
+
+// asynqLogger sends asynq's log lines to the server's log.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
