@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -65,7 +66,7 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 	rt.service = &jobs.Service{Store: store, Queue: queue, Logger: log}
 	if cfg.Workers > 0 {
 		runner := &workers.Runner{
-			Jobs: store, Catalog: cat, Worker: "serve",
+			Jobs: store, Catalog: cat, Worker: workerName(),
 			Executor: &workers.Local{Root: filepath.Join(cfg.DataDir, "work"), PhaseTimeout: cfg.PhaseTimeout},
 		}
 		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Logger: asynqLogger{log}})
@@ -74,7 +75,7 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 			return nil, fmt.Errorf("starting the worker: %w", err)
 		}
 		rt.stop = append(rt.stop, srv.Shutdown)
-		log.Info("in-process worker started", "concurrency", cfg.Workers)
+		log.Info("worker started", "concurrency", cfg.Workers, "worker", runner.Worker)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	rec := &workers.Reconciler{Jobs: store, Queue: queue, Events: st, Log: log, Interval: 30 * time.Second}
@@ -82,6 +83,12 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 	go func() { defer close(done); rec.Run(rctx) }()
 	rt.stop = append(rt.stop, func() { cancel(); <-done })
 	return rt, nil
+}
+
+// workerName names this process in the jobs it claims.
+func workerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
 }
 
 // asynqLogger sends asynq's log lines to the server's log.

@@ -54,7 +54,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServe(stdout, stderr), newMigrate(stdout, stderr), newBench(stdout, stderr))
+	root.AddCommand(newServe(stdout, stderr), newWorker(stdout, stderr), newMigrate(stdout, stderr), newBench(stdout, stderr))
 	return root
 }
 

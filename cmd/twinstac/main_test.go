@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/twinstac/twinstac/internal/apitest"
 )
 
@@ -189,5 +191,61 @@ func TestMigrateCreatesTheDatabase(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "twinstac.db")); err != nil || !strings.Contains(out.String(), "migrations applied") {
 		t.Fatalf("migrate: %v, output %q", err, out.String())
+	}
+}
+
+// TestWorkerRunsTheServersJobs runs a server that runs no jobs itself
+// and a separate `twinstac worker` on the same database, blob folder and
+// Redis: the worker runs the job the server accepted.
+func TestWorkerRunsTheServersJobs(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	redisURL := "redis://" + mr.Addr() + "/0"
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	pr, pw := io.Pipe()
+	var serveErr, workerErr bytes.Buffer
+	serve := newRoot(pw, &serveErr)
+	serve.SetArgs([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--workers", "0", "--redis-url", redisURL, "--admin-token", "worker-test-secret"})
+	served := make(chan error, 1)
+	go func() { served <- serve.ExecuteContext(ctx); pw.Close() }()
+	rd := bufio.NewReader(pr)
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, serveErr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, rd) }()
+	base := strings.TrimSpace(strings.TrimPrefix(line, "twinstac listening on "))
+
+	worker := newRoot(io.Discard, &workerErr)
+	worker.SetArgs([]string{"worker", "--data-dir", dir, "--redis-url", redisURL, "--concurrency", "1"})
+	worked := make(chan error, 1)
+	go func() { worked <- worker.ExecuteContext(ctx) }()
+
+	runTwin(t, apitest.Client(t, base), base, "worker-test-secret")
+	cancel()
+	for name, ch := range map[string]chan error{"serve": served, "worker": worked} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("%s returned %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not stop within 30 s", name)
+		}
+	}
+	if !strings.Contains(workerErr.String(), "worker started") {
+		t.Fatalf("the worker's log: %s", workerErr.String())
+	}
+}
+
+func TestWorkerNeedsRedis(t *testing.T) {
+	t.Parallel()
+	root := newRoot(io.Discard, io.Discard)
+	root.SetArgs([]string{"worker", "--data-dir", t.TempDir()})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--redis-url is required") {
+		t.Fatalf("worker without Redis: %v", err)
 	}
 }

@@ -96,6 +96,18 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL of the job queue (redis://host:6379/0); empty runs an in-process Redis that lives as long as the server")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "jobs the in-process worker runs at once; 0 runs none, for servers whose jobs separate workers run")
+	c.phaseFlag(fs)
+}
+
+// WorkerFlags registers the flags of twinstac worker.
+func (c *Server) WorkerFlags(fs *pflag.FlagSet) {
+	c.StoreFlags(fs)
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL of the job queue the servers use (redis://host:6379/0)")
+	fs.IntVar(&c.Workers, "concurrency", c.Workers, "jobs this worker runs at once")
+	c.phaseFlag(fs)
+}
+
+func (c *Server) phaseFlag(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "how long each lifecycle phase of a job may run")
 }
 
