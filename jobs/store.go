@@ -43,4 +43,29 @@ type Store interface {
 	// or running) and were last updated before before, oldest first:
 	// those the reconciler checks are queued, or still held by a worker.
 	PendingJobs(ctx context.Context, before time.Time, limit int) ([]*Job, error)
+	// AppendLog adds lines a job's phases wrote, up to maxBytes of text
+	// per job: the lines past it are dropped, and one line of stream
+	// StreamSystem says the log was cut. It returns how many of entries
+	// were kept. Codes: ENOTFOUND.
+	AppendLog(ctx context.Context, id string, entries []LogEntry, maxBytes int64) (kept int, err error)
+	// ReadLog returns up to limit lines of a job's log with Seq > after,
+	// in order. Codes: ENOTFOUND.
+	ReadLog(ctx context.Context, id string, after int64, limit int) ([]LogEntry, error)
 }
+
+// LogEntry is one line of a job's log.
+type LogEntry struct {
+	// Seq orders the lines (it grows, with gaps); a reader resumes after
+	// the last one it saw.
+	Seq     int64
+	Attempt int
+	Phase   string
+	// Stream is stdout, stderr, or StreamSystem for the server's own
+	// lines.
+	Stream string
+	Time   time.Time
+	Text   string
+}
+
+// StreamSystem is the stream of the lines the server adds to a log.
+const StreamSystem = "twinstac"

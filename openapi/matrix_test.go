@@ -100,6 +100,7 @@ var matrix = map[string]matrixCase{
 	"getStatus":             {"GET", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"getResult":             {"GET", "/jobs/{job}/results", nil, nil, expect(404, 404, 404, 404, 404, 401)},
 	"dismiss":               {"DELETE", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"getJobLogs":            {"GET", "/jobs/{job}/logs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 }
 
 // twinDoc is a twin of collection c: an execute script and one integer

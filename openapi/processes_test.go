@@ -2,6 +2,7 @@ package openapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,49 @@ func TestProcessesAndJobs(t *testing.T) {
 			t.Fatalf("level.csv has %d lines", rows)
 		}
 
+		// Its log: the phases' lines and the server's, as a page and
+		// followed as server-sent events.
+		logs := b.want(b.do("GET", "/jobs/"+id+"/logs", nil), 200).json(t)
+		lines, _ := logs["lines"].([]any)
+		var text []string
+		for _, l := range lines {
+			m := l.(map[string]any)
+			text = append(text, m["phase"].(string)+"/"+m["stream"].(string)+": "+m["text"].(string))
+		}
+		joined := strings.Join(text, "\n")
+		if logs["done"] != true || !strings.Contains(joined, "create/stdout: water tank: inflow=0.5 outflow=0.2 steps=7") ||
+			!strings.Contains(joined, "execute/twinstac: phase execute succeeded") {
+			t.Fatalf("the job's log: %v\n%s", logs, joined)
+		}
+		page := b.want(b.do("GET", "/jobs/"+id+"/logs?limit=2", nil), 200).json(t)
+		if got := page["lines"].([]any); len(got) != 2 || page["done"] != false {
+			t.Fatalf("a page of 2 lines: %v", page)
+		}
+		sse := b.want(b.do("GET", "/jobs/"+id+"/logs", nil, "Accept", "text/event-stream", "Last-Event-ID", fmt.Sprint(page["next"])), 200)
+		events := string(sse.body)
+		if !strings.HasPrefix(sse.Header.Get("Content-Type"), "text/event-stream") || strings.Count(events, "event: log\n") != len(lines)-2 ||
+			!strings.HasSuffix(events, "event: end\ndata: {\"status\":\"successful\"}\n\n") {
+			t.Fatalf("followed log (%s):\n%s", sse.Header.Get("Content-Type"), events)
+		}
+
+		// A log followed while its job runs ends when the job does.
+		third := b.want(b.do("POST", "/processes/twins:water-tank/execution", map[string]any{"inputs": map[string]any{"inflow": 1, "outflow": 0.1, "steps": 2}}), 201).json(t)
+		followed := make(chan response, 1)
+		go func() {
+			followed <- b.do("GET", "/jobs/"+third["jobID"].(string)+"/logs", nil, "Accept", "text/event-stream")
+		}()
+		if err := runner.Run(t.Context(), third["jobID"].(string), 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case f := <-followed:
+			if ev := string(f.body); !strings.Contains(ev, "steps=2") || !strings.HasSuffix(ev, "event: end\ndata: {\"status\":\"successful\"}\n\n") {
+				t.Fatalf("the log followed live:\n%s", ev)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the followed log did not end with its job")
+		}
+
 		// A second job, dismissed before it runs.
 		second := b.want(b.do("POST", "/processes/twins:water-tank/execution", map[string]any{"inputs": map[string]any{"inflow": 1, "outflow": 0.1}}), 201).json(t)
 		d := b.want(b.do("DELETE", "/jobs/"+second["jobID"].(string), nil), 200).json(t)
@@ -117,7 +161,7 @@ func TestProcessesAndJobs(t *testing.T) {
 			t.Fatalf("dismissed: %v", d)
 		}
 		jl := b.want(b.do("GET", "/jobs?status=successful", nil), 200).json(t)
-		if js, _ := jl["jobs"].([]any); len(js) != 1 || js[0].(map[string]any)["jobID"] != id {
+		if js, _ := jl["jobs"].([]any); len(js) != 2 || js[1].(map[string]any)["jobID"] != id {
 			t.Fatalf("successful jobs: %v", jl)
 		}
 		all := b.want(b.do("GET", "/jobs?limit=1", nil), 200).json(t)
@@ -131,7 +175,7 @@ func TestProcessesAndJobs(t *testing.T) {
 			}
 		}
 		page2 := b.want(b.do("GET", strings.TrimPrefix(next, b.base), nil), 200).json(t)
-		if js, _ := page2["jobs"].([]any); len(js) != 1 || js[0].(map[string]any)["jobID"] != id {
+		if js, _ := page2["jobs"].([]any); len(js) != 1 || js[0].(map[string]any)["jobID"] != third["jobID"] {
 			t.Fatalf("second page: %v (next %q)", page2, next)
 		}
 	})

@@ -111,6 +111,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerPolicies()
 	s.registerQuotas()
 	s.registerProcesses()
+	s.registerJobLogs()
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.PrivateMetrics {

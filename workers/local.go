@@ -76,9 +76,10 @@ const (
 )
 
 func (l *Local) phaseTimeout() time.Duration { return orDefault(l.PhaseTimeout, time.Hour) }
-func (l *Local) alwaysTimeout() time.Duration {
-	return min(orDefault(l.AlwaysTimeout, time.Minute), l.phaseTimeout())
-}
+// alwaysTimeout is the time the Always phases of a failed, timed-out or
+// cancelled run get: their own, not the phase timeout that may just have
+// run out.
+func (l *Local) alwaysTimeout() time.Duration { return orDefault(l.AlwaysTimeout, time.Minute) }
 func (l *Local) grace() time.Duration { return orDefault(l.Grace, 10*time.Second) }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -123,15 +124,13 @@ func (l *Local) Run(ctx context.Context, r *Run) (*Outcome, error) {
 		out.Succeeded = false
 	}
 	// The Always phases run even when the run was cancelled: they get a
-	// context of their own.
+	// context of their own, and after a failure the Always timeout.
 	for _, ph := range r.Always {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.alwaysTimeout())
 		timeout := l.phaseTimeout()
 		if ctx.Err() != nil || !out.Succeeded {
 			timeout = l.alwaysTimeout()
 		}
-		res, ran := l.phase(actx, dir, env, ph, timeout, r.Logs, &usage)
-		cancel()
+		res, ran := l.phase(context.WithoutCancel(ctx), dir, env, ph, timeout, r.Logs, &usage)
 		if ran {
 			res.Always = true
 			out.Phases = append(out.Phases, res)
@@ -421,6 +420,11 @@ func (l *Local) phase(ctx context.Context, dir string, env []string, name string
 	// What the phase left running in its group goes with it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	copies.Wait()
+	for _, w := range []io.Writer{stdout, stderr} {
+		if f, ok := w.(interface{ Flush() }); ok {
+			f.Flush()
+		}
+	}
 	switch {
 	case errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		res.TimedOut = true

@@ -276,7 +276,7 @@ func waitGone(t *testing.T, pid string) {
 func TestTimeoutStopsTheWholeProcessGroup(t *testing.T) {
 	t.Parallel()
 	ex := newLocal(t)
-	ex.PhaseTimeout = 500 * time.Millisecond
+	ex.PhaseTimeout = 2 * time.Second
 	twin := scriptTwin("slow", map[string]string{
 		"execute": "#!/bin/sh\nsleep 300 &\necho $! > \"$TWINSTAC_OUTPUTS/child.pid\"\nsleep 300\n",
 		"clean":   "#!/bin/sh\necho cleaned\n",

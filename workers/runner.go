@@ -31,8 +31,10 @@ type Runner struct {
 	Executor Executor
 	// Worker names this worker in the jobs it claims.
 	Worker string
-	// Logs returns where a job's phase output goes; nil discards it.
-	Logs func(jobID string) LogSink
+	// Logs returns where a job's phase output goes; nil: the job's log
+	// in the store (JobLog), up to MaxLogBytes per job.
+	Logs        func(jobID string) LogSink
+	MaxLogBytes int64
 	// DismissPoll is how often a running job is checked for a dismissal
 	// (default 1 s).
 	DismissPoll time.Duration
@@ -82,7 +84,20 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 			return r.fail(ctx, j, "the job's request cannot be read: "+err.Error(), nil)
 		}
 	}
+	var jl *JobLog
+	if r.Logs == nil {
+		jl = NewJobLog(r.Jobs, j.ID, j.Attempt, r.MaxLogBytes, 0)
+		defer func() { _ = jl.Close() }()
+		jl.System("", fmt.Sprintf("attempt %d of %d started on worker %s", j.Attempt, j.MaxAttempts, r.Worker))
+	}
 	run, twin, err := r.prepare(ctx, j, req)
+	if err == nil {
+		if jl != nil {
+			run.Logs = jl
+		} else {
+			run.Logs = r.Logs(j.ID)
+		}
+	}
 	if err != nil {
 		if catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
 			return err
@@ -104,6 +119,11 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		return r.fail(ctx, j, "the workspace could not be laid out: "+err.Error(), nil)
 	}
 	defer func() { _ = r.Executor.Cleanup(out) }()
+	if jl != nil {
+		for _, p := range out.Phases {
+			jl.System(p.Phase, phaseLine(&p))
+		}
+	}
 	usage := usageOf(out)
 	select {
 	case <-dismissed:
@@ -149,6 +169,15 @@ func (r *Runner) watchDismissal(ctx context.Context, id string, cancel context.C
 			return
 		}
 	}
+}
+
+// phaseLine says how a phase ended, for the log.
+func phaseLine(p *PhaseResult) string {
+	took := p.Ended.Sub(p.Started).Round(time.Millisecond)
+	if p.OK() {
+		return fmt.Sprintf("phase %s succeeded in %s", p.Phase, took)
+	}
+	return describeFailure(p) + fmt.Sprintf(" after %s", took)
 }
 
 func describeFailure(f *PhaseResult) string {
@@ -233,9 +262,6 @@ func (r *Runner) prepare(ctx context.Context, j *jobs.Job, req Request) (*Run, *
 	run := &Run{
 		JobID: j.ID, Attempt: j.Attempt, Inputs: inputs,
 		Phases: []string{PhaseCreate, PhaseExecute}, Always: []string{PhaseTerminate, PhaseClean},
-	}
-	if r.Logs != nil {
-		run.Logs = r.Logs(j.ID)
 	}
 	if run.Twin, err = r.component(twin, KindDigitalTwin); err != nil {
 		return nil, nil, err

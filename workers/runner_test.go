@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -212,5 +213,67 @@ func TestRunnerFailsAndDismisses(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.text("clean/stdout"), "cleaned up") {
 		t.Fatal("clean did not run after the dismissal")
+	}
+}
+
+func TestRunnerKeepsTheJobsLog(t *testing.T) {
+	t.Parallel()
+	s := setupRunner(t)
+	s.runner.Logs = nil
+	s.runner.MaxLogBytes = 4096
+	j := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 3})
+	if err := s.runner.Run(t.Context(), j.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	log, err := s.store.ReadLog(t.Context(), j.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range log {
+		lines = append(lines, e.Phase+"/"+e.Stream+": "+e.Text)
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"/twinstac: attempt 1 of 3 started on worker w1",
+		"create/stdout: water tank: inflow=0.5 outflow=0.2 steps=3",
+		"execute/stdout: after 3 steps (t=3) the level is",
+		"execute/twinstac: phase execute succeeded in",
+		"terminate/stdout: 3 steps written",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the log lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func TestJobLogLines(t *testing.T) {
+	t.Parallel()
+	s := setupRunner(t)
+	j := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2})
+	l := workers.NewJobLog(s.store, j.ID, 1, 1<<20, time.Hour)
+	w := l.Writer("execute", "stdout")
+	_, _ = w.Write([]byte("one\r\ntw"))
+	_, _ = w.Write([]byte("o\nnul\x00here\nlast without newline"))
+	_, _ = w.Write([]byte(strings.Repeat("é", 10000)))
+	w.(interface{ Flush() }).Flush()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	log, err := s.store.ReadLog(t.Context(), j.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, e := range log {
+		texts = append(texts, e.Text)
+	}
+	if len(texts) < 5 || texts[0] != "one" || texts[1] != "two" || texts[2] != "nul\uFFFDhere" || !strings.HasPrefix(texts[3], "last without newline") {
+		t.Fatalf("lines %q", texts)
+	}
+	for _, x := range texts {
+		if len(x) > 16<<10 || !utf8.ValidString(x) {
+			t.Fatalf("a line of %d bytes, valid %v", len(x), utf8.ValidString(x))
+		}
 	}
 }

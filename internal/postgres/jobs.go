@@ -317,3 +317,65 @@ ORDER BY updated, id LIMIT $2`, before, min(max(limit, 1), catalog.MaxPageSize))
 	}
 	return out, nil
 }
+
+// AppendLog implements jobs.Store.
+func (s *Store) AppendLog(ctx context.Context, id string, entries []jobs.LogEntry, maxBytes int64) (int, error) {
+	kept := 0
+	err := s.Update(ctx, func(tx catalog.Tx) error {
+		t := tx.(*Tx)
+		var (
+			used      int64
+			truncated bool
+		)
+		err := t.tx.QueryRow(ctx, `SELECT log_bytes, log_truncated FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&used, &truncated)
+		if isNoRows(err) {
+			return errJobNotFound(id)
+		}
+		if err != nil {
+			return t.fail(err)
+		}
+		keep, marker, newUsed := jobs.FitLog(used, truncated, entries, maxBytes)
+		kept = len(keep)
+		if marker != nil {
+			keep = append(keep, *marker)
+		}
+		if len(keep) == 0 {
+			return nil
+		}
+		rows := make([][]any, len(keep))
+		for i, e := range keep {
+			rows[i] = []any{id, e.Attempt, e.Phase, e.Stream, e.Time, e.Text}
+		}
+		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"job_logs"}, []string{"job", "attempt", "phase", "stream", "time", "text"}, pgx.CopyFromRows(rows)); err != nil {
+			return t.fail(err)
+		}
+		_, err = t.tx.Exec(ctx, `UPDATE jobs SET log_bytes = $2, log_truncated = log_truncated OR $3 WHERE id = $1`, id, newUsed, marker != nil)
+		return t.fail(err)
+	})
+	return kept, err
+}
+
+// ReadLog implements jobs.Store.
+func (s *Store) ReadLog(ctx context.Context, id string, after int64, limit int) ([]jobs.LogEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, attempt, phase, stream, time, text FROM job_logs WHERE job = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		id, after, min(max(limit, 1), catalog.MaxPageSize))
+	if err != nil {
+		return nil, dbError(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (jobs.LogEntry, error) {
+		var e jobs.LogEntry
+		err := r.Scan(&e.Seq, &e.Attempt, &e.Phase, &e.Stream, &e.Time, &e.Text)
+		e.Time = e.Time.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	if len(out) == 0 {
+		if _, err := s.GetJob(ctx, id); err != nil {
+			return nil, err
+		}
+		out = []jobs.LogEntry{}
+	}
+	return out, nil
+}

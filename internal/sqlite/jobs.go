@@ -438,3 +438,70 @@ func (t *Tx) jobEvent(ctx context.Context, ev *catalog.Event) error {
 	}
 	return t.AppendEvents(ctx, ev)
 }
+
+// AppendLog implements jobs.Store. The write transaction (BEGIN
+// IMMEDIATE) holds the database, so the byte count cannot change under
+// it.
+func (s *Store) AppendLog(ctx context.Context, id string, entries []jobs.LogEntry, maxBytes int64) (int, error) {
+	kept := 0
+	err := s.updateJobs(ctx, func(t *Tx) error {
+		var (
+			used      int64
+			truncated bool
+		)
+		err := t.tx.QueryRowContext(ctx, `SELECT log_bytes, log_truncated FROM jobs WHERE id = ?`, id).Scan(&used, &truncated)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errJobNotFound(id)
+		}
+		if err != nil {
+			return dbError(err)
+		}
+		keep, marker, newUsed := jobs.FitLog(used, truncated, entries, maxBytes)
+		kept = len(keep)
+		if marker != nil {
+			keep = append(keep, *marker)
+		}
+		if len(keep) == 0 {
+			return nil
+		}
+		stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO job_logs (job, attempt, phase, stream, time, text) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return dbError(err)
+		}
+		defer func() { _ = stmt.Close() }()
+		for _, e := range keep {
+			if _, err := stmt.ExecContext(ctx, id, e.Attempt, e.Phase, e.Stream, micros(e.Time), e.Text); err != nil {
+				return dbError(err)
+			}
+		}
+		_, err = t.tx.ExecContext(ctx, `UPDATE jobs SET log_bytes = ?, log_truncated = (log_truncated OR ?) WHERE id = ?`, newUsed, marker != nil, id)
+		if err != nil {
+			return dbError(err)
+		}
+		return nil
+	})
+	return kept, err
+}
+
+// ReadLog implements jobs.Store.
+func (s *Store) ReadLog(ctx context.Context, id string, after int64, limit int) ([]jobs.LogEntry, error) {
+	out, err := queryRows(ctx, s.r, func(row interface{ Scan(...any) error }) (jobs.LogEntry, error) {
+		var (
+			e jobs.LogEntry
+			t int64
+		)
+		err := row.Scan(&e.Seq, &e.Attempt, &e.Phase, &e.Stream, &t, &e.Text)
+		e.Time = fromMicros(t)
+		return e, err
+	}, `SELECT seq, attempt, phase, stream, time, text FROM job_logs WHERE job = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		id, after, min(max(limit, 1), catalog.MaxPageSize))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		if _, err := s.GetJob(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -34,6 +34,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobDismiss", testJobDismiss},
 		{"JobList", testJobList},
 		{"JobPending", testJobPending},
+		{"JobLog", testJobLog},
 	})
 }
 
@@ -407,4 +408,62 @@ func testJobPending(t *testing.T, s JobStore) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("PendingJobs with limit 1: %v, %v", ids(got), err)
 	}
+}
+
+func testJobLog(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	createJob(t, s, newJob(2, "ana"))
+	line := func(phase, stream, text string) jobs.LogEntry {
+		return jobs.LogEntry{Attempt: 1, Phase: phase, Stream: stream, Time: t0, Text: text}
+	}
+	texts := func(es []jobs.LogEntry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Phase+"/"+e.Stream+":"+e.Text)
+		}
+		return out
+	}
+	if n, err := s.AppendLog(ctx(t), jobID(1), []jobs.LogEntry{line("create", "stdout", "0123456789"), line("create", "stderr", "warn")}, 30); err != nil || n != 2 {
+		t.Fatalf("AppendLog: %d, %v", n, err)
+	}
+	if _, err := s.AppendLog(ctx(t), jobID(2), []jobs.LogEntry{line("execute", "stdout", "other job")}, 30); err != nil {
+		t.Fatal(err)
+	}
+	// 14 bytes held; "execute" fits (7), the next (10) does not: the log
+	// is cut there, once.
+	n, err := s.AppendLog(ctx(t), jobID(1), []jobs.LogEntry{line("execute", "stdout", "execute"), line("execute", "stdout", "0123456789"), line("execute", "stdout", "x")}, 30)
+	if err != nil || n != 1 {
+		t.Fatalf("AppendLog past the limit: kept %d, %v; want 1", n, err)
+	}
+	if n, err := s.AppendLog(ctx(t), jobID(1), []jobs.LogEntry{line("clean", "stdout", "y")}, 30); err != nil || n != 0 {
+		t.Fatalf("AppendLog after the cut: kept %d, %v; want 0", n, err)
+	}
+	all, err := s.ReadLog(ctx(t), jobID(1), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := texts(all)
+	if len(got) != 4 || got[0] != "create/stdout:0123456789" || got[1] != "create/stderr:warn" || got[2] != "execute/stdout:execute" ||
+		all[3].Stream != jobs.StreamSystem {
+		t.Fatalf("log %v", got)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("seq not growing: %v", all)
+		}
+	}
+	if !all[0].Time.Equal(t0) || all[0].Attempt != 1 {
+		t.Fatalf("entry %+v", all[0])
+	}
+	rest, err := s.ReadLog(ctx(t), jobID(1), all[1].Seq, 1)
+	if err != nil || len(rest) != 1 || rest[0].Seq != all[2].Seq {
+		t.Fatalf("ReadLog after %d, limit 1: %v, %v", all[1].Seq, texts(rest), err)
+	}
+	if none, err := s.ReadLog(ctx(t), jobID(1), all[3].Seq, 10); err != nil || len(none) != 0 {
+		t.Fatalf("ReadLog past the end: %v, %v", none, err)
+	}
+	_, err = s.ReadLog(ctx(t), jobID(9), 0, 10)
+	wantJobCode(t, err, catalog.ENOTFOUND, "ReadLog of an unknown job")
+	_, err = s.AppendLog(ctx(t), jobID(9), []jobs.LogEntry{line("x", "stdout", "x")}, 30)
+	wantJobCode(t, err, catalog.ENOTFOUND, "AppendLog of an unknown job")
 }

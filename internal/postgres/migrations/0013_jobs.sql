@@ -28,7 +28,10 @@ CREATE TABLE jobs (
     finished          timestamptz,
     results           text[],
     exception         jsonb,
-    usage             jsonb
+    usage             jsonb,
+    -- The bytes of text in the job's log, and whether it was cut.
+    log_bytes         bigint NOT NULL DEFAULT 0,
+    log_truncated     boolean NOT NULL DEFAULT false
 );
 
 -- A repeated submission with the same Idempotency-Key returns the job it
@@ -44,3 +47,16 @@ CREATE INDEX jobs_process_idx ON jobs (process, id);
 
 -- The reconciler's jobs: those not final.
 CREATE INDEX jobs_pending_idx ON jobs (updated, id) WHERE status IN ('accepted', 'running');
+
+-- The lines a job's phases wrote, bounded per job (jobs.log_bytes).
+CREATE TABLE job_logs (
+    seq     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job     text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt integer NOT NULL,
+    phase   text NOT NULL,
+    stream  text NOT NULL,
+    time    timestamptz NOT NULL,
+    text    text NOT NULL
+);
+
+CREATE INDEX job_logs_job_idx ON job_logs (job, seq);

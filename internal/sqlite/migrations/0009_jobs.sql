@@ -36,7 +36,10 @@ CREATE TABLE jobs (
 	finished          INTEGER,
 	results           TEXT NOT NULL DEFAULT '[]',
 	exception         TEXT,
-	usage             TEXT
+	usage             TEXT,
+	-- The bytes of text in the job's log, and whether it was cut.
+	log_bytes         INTEGER NOT NULL DEFAULT 0,
+	log_truncated     INTEGER NOT NULL DEFAULT 0
 );
 
 -- One job per idempotency key of an owner: a repeated submission finds
@@ -54,3 +57,16 @@ CREATE INDEX jobs_process_idx ON jobs (process, id);
 -- The reconciler's scan (PendingJobs): accepted jobs, and running ones
 -- being dismissed, by the time they were last touched.
 CREATE INDEX jobs_pending_idx ON jobs (status, updated);
+
+-- The lines a job's phases wrote, bounded per job (jobs.log_bytes).
+CREATE TABLE job_logs (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	job     TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+	attempt INTEGER NOT NULL,
+	phase   TEXT NOT NULL,
+	stream  TEXT NOT NULL,
+	time    INTEGER NOT NULL,
+	text    TEXT NOT NULL
+);
+
+CREATE INDEX job_logs_job_idx ON job_logs (job, seq);
