@@ -101,6 +101,7 @@ var matrix = map[string]matrixCase{
 	"getResult":             {"GET", "/jobs/{job}/results", nil, nil, expect(404, 404, 404, 404, 404, 401)},
 	"dismiss":               {"DELETE", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"getJobLogs":            {"GET", "/jobs/{job}/logs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"validateExecution":     {"POST", "/processes/c:t/validation", map[string]any{"inputs": map[string]any{"n": 1}}, nil, expect(200, 200, 200, 200, 404, 404)},
 }
 
 // twinDoc is a twin of collection c: an execute script and one integer

@@ -70,6 +70,24 @@ func TestProcessesAndJobs(t *testing.T) {
 		if len(b.queue.queued) != 0 {
 			t.Fatalf("queued %v after a refused execution", b.queue.queued)
 		}
+		// Validation lists the same errors, from JSON or YAML; nothing runs.
+		v := b.want(b.do("POST", "/processes/twins:water-tank/validation", map[string]any{"inputs": map[string]any{"inflow": -1, "outflow": "x", "colour": 1}}), 200).json(t)
+		if v["valid"] != false || len(v["errors"].([]any)) != 3 {
+			t.Fatalf("validation: %v", v)
+		}
+		yml := "inputs:\n  inflow: 0.5\n  outflow: 0.2\n  steps: 10\n"
+		v = b.want(b.do("POST", "/processes/twins:water-tank/validation", yml, "Content-Type", "application/yaml"), 200).json(t)
+		if v["valid"] != true || len(v["errors"].([]any)) != 0 {
+			t.Fatalf("validation of YAML: %v", v)
+		}
+		v = b.want(b.do("POST", "/processes/twins:water-tank/validation", "inputs:\n  steps: many\n", "Content-Type", "application/yaml"), 200).json(t)
+		if errs := v["errors"].([]any); len(errs) != 3 || errs[0].(map[string]any)["pointer"] != "/inflow" || errs[2].(map[string]any)["pointer"] != "/steps" {
+			t.Fatalf("validation of bad YAML inputs: %v", v)
+		}
+		b.problem(b.do("POST", "/processes/twins:water-tank/validation", "inputs: [1", "Content-Type", "application/yaml"), 400, "")
+		if len(b.queue.queued) != 0 {
+			t.Fatalf("validation queued %v", b.queue.queued)
+		}
 
 		run := map[string]any{"inputs": map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 7}}
 		r := b.want(b.do("POST", "/processes/twins:water-tank/execution", run, "Idempotency-Key", "run-1"), 201)

@@ -112,6 +112,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerQuotas()
 	s.registerProcesses()
 	s.registerJobLogs()
+	s.registerValidation()
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.PrivateMetrics {
