@@ -76,11 +76,12 @@ const (
 )
 
 func (l *Local) phaseTimeout() time.Duration { return orDefault(l.PhaseTimeout, time.Hour) }
+
 // alwaysTimeout is the time the Always phases of a failed, timed-out or
 // cancelled run get: their own, not the phase timeout that may just have
 // run out.
 func (l *Local) alwaysTimeout() time.Duration { return orDefault(l.AlwaysTimeout, time.Minute) }
-func (l *Local) grace() time.Duration { return orDefault(l.Grace, 10*time.Second) }
+func (l *Local) grace() time.Duration         { return orDefault(l.Grace, 10*time.Second) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
