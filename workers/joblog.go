@@ -29,6 +29,7 @@ type JobLog struct {
 	pending []jobs.LogEntry
 	stop    chan struct{}
 	done    chan struct{}
+	closed  sync.Once
 }
 
 // NewJobLog starts the log of a job's attempt; Close flushes it.
@@ -83,11 +84,14 @@ func (l *JobLog) flush() {
 	_, _ = l.store.AppendLog(ctx, l.id, batch, l.maxBytes)
 }
 
-// Close flushes the log and stops its flusher.
+// Close flushes the log and stops its flusher; calling it again does
+// nothing.
 func (l *JobLog) Close() error {
-	close(l.stop)
-	<-l.done
-	l.flush()
+	l.closed.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.flush()
+	})
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twinstac/twinstac/catalog"
@@ -40,6 +41,11 @@ type Runner struct {
 	DismissPoll time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// open holds the logs of the attempts running here, by job id, so
+	// that a job's log is complete before the job ends: who sees it end
+	// may read the whole log.
+	open sync.Map
 }
 
 func (r *Runner) now() time.Time {
@@ -87,7 +93,11 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 	var jl *JobLog
 	if r.Logs == nil {
 		jl = NewJobLog(r.Jobs, j.ID, j.Attempt, r.MaxLogBytes, 0)
-		defer func() { _ = jl.Close() }()
+		r.open.Store(j.ID, jl)
+		defer func() {
+			r.open.Delete(j.ID)
+			_ = jl.Close()
+		}()
 		jl.System("", fmt.Sprintf("attempt %d of %d started on worker %s", j.Attempt, j.MaxAttempts, r.Worker))
 	}
 	run, twin, err := r.prepare(ctx, j, req)
@@ -224,6 +234,9 @@ func (r *Runner) GiveUp(ctx context.Context, jobID string, attempt int, cause er
 }
 
 func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
+	if jl, ok := r.open.Load(j.ID); ok {
+		_ = jl.(*JobLog).Close()
+	}
 	// The job ends even when the worker is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	ended, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobEvent(j, jobs.EventType(f.Status), r.now()))

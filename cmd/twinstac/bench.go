@@ -77,7 +77,7 @@ Without --database-url the runs use SQLite in a temporary folder.`,
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
 	f.BoolVar(&b.published, "published", false, "make the collections public and load the items published (for anonymous read benchmarks)")
 	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file (with --via store it covers the store path)")
-	cmd.AddCommand(ingest, newBenchGet(stdout), newBenchSearch(stdout), newBenchExplain(stdout))
+	cmd.AddCommand(ingest, newBenchGet(stdout), newBenchSearch(stdout), newBenchExplain(stdout), newBenchJobs(stdout, stderr))
 	return cmd
 }
 
