@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -358,29 +359,49 @@ func TestCancelStopsGracefullyThenKills(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	t.Parallel()
-	ex := newLocal(t)
-	ex.Limits = workers.Limits{FileSizeBytes: 4096, OpenFiles: 64}
-	twin := scriptTwin("big", map[string]string{"execute": "#!/bin/sh\nulimit -n > \"$TWINSTAC_OUTPUTS/nofile\"\nhead -c 100000 /dev/zero > \"$TWINSTAC_OUTPUTS/big\"\necho done\n"})
-	l := &logs{}
-	o := run(t, ex, t.Context(), &workers.Run{Twin: twin, Phases: []string{"execute"}, Logs: l})
-	if got := strings.TrimSpace(readFile(t, filepath.Join(o.Dir, "outputs", "nofile"))); got != "64" {
-		t.Errorf("open files limit %s, want 64", got)
-	}
-	st, err := os.Stat(filepath.Join(o.Dir, "outputs", "big"))
-	if err != nil || st.Size() > 4096 {
-		t.Fatalf("the phase wrote a file past its size limit: %v, %v", st, err)
-	}
-	// head is killed by SIGXFSZ; the script goes on to its end.
-	if !o.Succeeded || !strings.Contains(l.text("execute/stdout"), "done") {
-		t.Fatalf("%+v %q", o.Phases, l.text("execute/stderr"))
-	}
+	for _, launcher := range []string{workers.LaunchPrlimit, workers.LaunchSelf} {
+		t.Run(launcher, func(t *testing.T) {
+			t.Parallel()
+			if _, err := exec.LookPath("prlimit"); err != nil && launcher == workers.LaunchPrlimit {
+				t.Skip("prlimit (util-linux) is not installed; the self launcher is tested instead")
+			}
+			ex := newLocal(t)
+			ex.Launcher = launcher
+			ex.Limits = workers.Limits{FileSizeBytes: 4096, OpenFiles: 64}
+			twin := scriptTwin("big", map[string]string{"execute": "#!/bin/sh\nulimit -n > \"$TWINSTAC_OUTPUTS/nofile\"\nhead -c 100000 /dev/zero > \"$TWINSTAC_OUTPUTS/big\"\necho done\n"})
+			l := &logs{}
+			o := run(t, ex, t.Context(), &workers.Run{Twin: twin, Phases: []string{"execute"}, Logs: l})
+			if got := strings.TrimSpace(readFile(t, filepath.Join(o.Dir, "outputs", "nofile"))); got != "64" {
+				t.Errorf("open files limit %s, want 64", got)
+			}
+			st, err := os.Stat(filepath.Join(o.Dir, "outputs", "big"))
+			if err != nil || st.Size() > 4096 {
+				t.Fatalf("the phase wrote a file past its size limit: %v, %v", st, err)
+			}
+			// head is killed by SIGXFSZ; the script goes on to its end.
+			if !o.Succeeded || !strings.Contains(l.text("execute/stdout"), "done") {
+				t.Fatalf("%+v %q", o.Phases, l.text("execute/stderr"))
+			}
 
-	ex2 := newLocal(t)
-	ex2.Limits = workers.Limits{CPUSeconds: 1}
-	spin := scriptTwin("spin", map[string]string{"execute": "#!/bin/sh\nwhile :; do :; done\n"})
-	o2 := run(t, ex2, t.Context(), &workers.Run{Twin: spin, Phases: []string{"execute"}})
-	if f := o2.Failed(); f == nil || f.TimedOut || f.Signal == "" {
-		t.Fatalf("a phase past its CPU time: %+v, want ended by a signal", f)
+			ex2 := newLocal(t)
+			ex2.Launcher = launcher
+			ex2.Limits = workers.Limits{CPUSeconds: 1}
+			spin := scriptTwin("spin", map[string]string{"execute": "while :; do :; done\n"}) // no #!: run by /bin/sh
+			o2 := run(t, ex2, t.Context(), &workers.Run{Twin: spin, Phases: []string{"execute"}})
+			if f := o2.Failed(); f == nil || f.TimedOut || f.Signal == "" {
+				t.Fatalf("a phase past its CPU time: %+v, want ended by a signal", f)
+			}
+		})
+	}
+}
+
+func TestScriptWithoutShebang(t *testing.T) {
+	t.Parallel()
+	ex := newLocal(t)
+	twin := scriptTwin("plain", map[string]string{"execute": "echo plain > \"$TWINSTAC_OUTPUTS/out\"\n"})
+	o := run(t, ex, t.Context(), &workers.Run{Twin: twin, Phases: []string{"execute"}})
+	if !o.Succeeded || strings.TrimSpace(readFile(t, filepath.Join(o.Dir, "outputs", "out"))) != "plain" {
+		t.Fatalf("%+v", o.Phases)
 	}
 }
 
