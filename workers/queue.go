@@ -101,8 +101,9 @@ type ServerConfig struct {
 	// jobs before it gives their tasks back to the queue (default 10 s).
 	ShutdownTimeout time.Duration
 	// TaskCheckInterval is how often an idle worker looks for due tasks
-	// (default 100 ms: asynq's 1 s would add up to a second to each
-	// job's start).
+	// (default 10 ms: asynq's 1 s, or 100 ms, adds up to that much to a
+	// job's start on an idle worker; an idle poll is one small Redis
+	// script).
 	TaskCheckInterval time.Duration
 	// RetryDelay is the delay before the n-th retry of an attempt that
 	// could not run (default: 1 s doubling, at most 1 minute).
@@ -123,7 +124,7 @@ func NewServer(conn asynq.RedisConnOpt, runner *Runner, c ServerConfig) *Server 
 		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.TaskCheckInterval <= 0 {
-		c.TaskCheckInterval = 100 * time.Millisecond
+		c.TaskCheckInterval = 10 * time.Millisecond
 	}
 	delay := c.RetryDelay
 	if delay == nil {
