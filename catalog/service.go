@@ -314,10 +314,14 @@ func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]b
 		}
 		items[i] = it
 	}
+	// The collection is checked without locking its row: item creations
+	// in one collection (the result items of many jobs) would otherwise
+	// run one after another. A collection deleted meanwhile makes
+	// InsertItem fail with ENOTFOUND.
+	if _, err := s.Store.GetCollection(ctx, collection); err != nil {
+		return nil, notFound(err, "collection %q not found", collection)
+	}
 	err := s.Store.Update(ctx, func(tx Tx) error {
-		if _, err := tx.GetCollection(ctx, collection); err != nil {
-			return notFound(err, "collection %q not found", collection)
-		}
 		var events []*Event
 		for i, it := range items {
 			if err := s.checkPredecessor(ctx, tx, it); err != nil {
