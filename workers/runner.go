@@ -74,14 +74,23 @@ func ResultsCollection(twinCollection, twinItem string) string {
 // should be tried again (the store or the catalog was unavailable); a
 // twin that fails ends its job failed and Run returns nil.
 func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
-	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, r.now(), nil)
+	// The running event commits with the claim: it is built from the
+	// job as read just before, at the attempt being claimed.
+	cur, err := r.Jobs.GetJob(ctx, jobID)
+	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	claimed := *cur
+	claimed.Attempt = attempt
+	now := r.now()
+	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, now, jobEvent(&claimed, jobs.EventJobRunning, now))
 	if err != nil {
 		if code := catalog.ErrorCode(err); code == catalog.ECONFLICT || code == catalog.ENOTFOUND {
 			return nil // not ours to run
 		}
-		return err
-	}
-	if err := r.event(ctx, j, jobs.EventJobRunning); err != nil {
 		return err
 	}
 	var req Request
@@ -245,14 +254,6 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 	}
 	_ = ended
 	return err
-}
-
-// event writes a job event on its own (the claim's event is written
-// after the claim, with the attempt it got).
-func (r *Runner) event(ctx context.Context, j *jobs.Job, typ string) error {
-	return r.Catalog.Store.Update(ctx, func(tx catalog.Tx) error {
-		return tx.AppendEvents(ctx, jobEvent(j, typ, r.now()))
-	})
 }
 
 func jobEvent(j *jobs.Job, typ string, now time.Time) *catalog.Event {
