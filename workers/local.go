@@ -361,10 +361,14 @@ func (l *Local) phase(ctx context.Context, dir string, env []string, name string
 	if logs != nil {
 		stdout, stderr = logs.Writer(name, "stdout"), logs.Writer(name, "stderr")
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(append([]string(nil), env...), extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newCmd := func() *exec.Cmd {
+		c := exec.Command(argv[0], argv[1:]...)
+		c.Dir = dir
+		c.Env = append(append([]string(nil), env...), extraEnv...)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return c
+	}
+	cmd := newCmd()
 	// Pipes of our own: the phase's background children may hold them
 	// open after it exits, and are killed then (see below).
 	var copies sync.WaitGroup
@@ -390,6 +394,15 @@ func (l *Local) phase(ctx context.Context, dir string, env []string, name string
 	go copyOut(outR, stdout)
 	go copyOut(errR, stderr)
 	err = cmd.Start()
+	// A script just written may be "busy": a process forked elsewhere
+	// in this server at that moment holds the write descriptor until it
+	// execs (ETXTBSY). That passes within milliseconds.
+	for try := 0; errors.Is(err, syscall.ETXTBSY) && try < 20; try++ {
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+		cmd = newCmd()
+		cmd.Stdout, cmd.Stderr = outW, errW
+		err = cmd.Start()
+	}
 	_ = outW.Close()
 	_ = errW.Close()
 	if err != nil {
