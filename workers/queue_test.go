@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/twinstac/twinstac/catalog"
+	"github.com/twinstac/twinstac/internal/testdb"
 	"github.com/twinstac/twinstac/jobs"
 	"github.com/twinstac/twinstac/workers"
 )
@@ -38,17 +39,12 @@ func redisConns(t *testing.T) map[string]asynq.RedisConnOpt {
 // waitJob waits until a job is final and returns it.
 func waitJob(t *testing.T, s *runnerSetup, id string) *jobs.Job {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		j := s.job(t, id)
-		if j.Status.Final() {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s is still %s", id, j.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var j *jobs.Job
+	testdb.WaitFor(t, 30*time.Second, "job "+id+" did not end", func() bool {
+		j = s.job(t, id)
+		return j.Status.Final()
+	})
+	return j
 }
 
 // setupQueue is setupRunner with a queue of the test's own.
@@ -118,7 +114,7 @@ func TestReconciler(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s, q, queue := setupQueue(t, conn)
-			rec := &workers.Reconciler{Jobs: s.store, Queue: q, Events: s.store, Age: time.Nanosecond}
+			rec := &workers.Reconciler{Jobs: s.store, Queue: q, Age: time.Nanosecond}
 
 			// Stored but never queued (the server died in between): a
 			// pass queues it and a worker runs it.

@@ -16,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/twinstac/twinstac/internal/apitest"
+	"github.com/twinstac/twinstac/internal/testdb"
 )
 
 // runTwin publishes a one-script twin through the API and runs it as a
@@ -52,17 +53,13 @@ func runTwin(t *testing.T, c *http.Client, base, secret string) {
 	do("PATCH", "/collections/twins/items/echo", "application/merge-patch+json", `{"assets":{"execute":{"roles":["lifecycle"]}}}`, 200)
 	do("POST", "/collections/twins/items/echo/lifecycle", js, `{"state":"published"}`, 200)
 	job := do("POST", "/processes/twins:echo/execution", js, `{}`, 201)["jobID"].(string)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testdb.WaitFor(t, 30*time.Second, "the job did not succeed", func() bool {
 		st := do("GET", "/jobs/"+job, "", "", 200)
-		if st["status"] == "successful" {
-			return
-		}
-		if st["status"] != "accepted" && st["status"] != "running" || time.Now().After(deadline) {
+		if st["status"] != "accepted" && st["status"] != "running" && st["status"] != "successful" {
 			t.Fatalf("job: %v", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st["status"] == "successful"
+	})
 }
 
 // TestServeStartsWithNoSetup runs `twinstac serve` on a free port with

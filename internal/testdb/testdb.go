@@ -82,3 +82,20 @@ var Kinds = []struct {
 	{"sqlite", func(t testing.TB) catalog.Store { return SQLite(t) }},
 	{"postgres", func(t testing.TB) catalog.Store { return Postgres(t) }},
 }
+
+// WaitFor waits until done reports true, checking it every few
+// milliseconds, and fails the test with what when within passes first.
+func WaitFor(t testing.TB, within time.Duration, what string, done func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !done() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s within %s", what, within)
+		case <-tick.C:
+		}
+	}
+}
