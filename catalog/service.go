@@ -1007,13 +1007,20 @@ func (s *Service) OpenAsset(ctx context.Context, collection, id, key string) (Bl
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.OpenItemAsset(ctx, it, key)
+}
+
+// OpenItemAsset opens the stored file of an uploaded asset of an item
+// already read, so that a reader of several of its files reads it once.
+// Codes: ENOTFOUND (no uploaded file for key).
+func (s *Service) OpenItemAsset(ctx context.Context, it *Item, key string) (Blob, Document, error) {
 	a := it.Assets()[key]
 	bk := ""
 	if a != nil {
-		bk = managedBlob(collection, id, key, a)
+		bk = managedBlob(it.Collection, it.ID, key, a)
 	}
 	if bk == "" {
-		return nil, nil, Errorf(ENOTFOUND, "item %q has no uploaded file for asset %q", id, key)
+		return nil, nil, Errorf(ENOTFOUND, "item %q has no uploaded file for asset %q", it.ID, key)
 	}
 	b, err := s.Blobs.Open(ctx, bk)
 	if err != nil {

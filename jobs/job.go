@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/twinstac/twinstac/catalog"
@@ -146,6 +147,12 @@ func EventType(s Status) string { return "job." + string(s) }
 
 // Ref names a catalog item as <collection>/<item>.
 func Ref(collection, item string) string { return collection + "/" + item }
+
+// ParseRef splits a Ref; ok is false unless both parts are there.
+func ParseRef(ref string) (collection, item string, ok bool) {
+	collection, item, ok = strings.Cut(ref, "/")
+	return collection, item, ok && collection != "" && item != ""
+}
 
 // ErrNotClaimable is the ECONFLICT a claim gets for a job it may not
 // take.

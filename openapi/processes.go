@@ -362,7 +362,7 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusO
 	}
 	req := workers.Request{Restore: in.Body.Restore}
 	if req.Restore != "" {
-		c, i, ok := cutRef(req.Restore)
+		c, i, ok := jobs.ParseRef(req.Restore)
 		if !ok {
 			return nil, catalog.Invalid("/restore", "restore %q is not <collection>/<item>", req.Restore)
 		}
@@ -382,15 +382,6 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusO
 	}
 	info := s.statusInfo(ctx, j)
 	return &statusOutput{Location: info.Links[0].Href, Body: info}, nil
-}
-
-func cutRef(ref string) (coll, item string, ok bool) {
-	for i := 0; i < len(ref); i++ {
-		if ref[i] == '/' {
-			return ref[:i], ref[i+1:], i > 0 && i < len(ref)-1
-		}
-	}
-	return "", "", false
 }
 
 // jobCaller returns the job service and the caller, who must be signed
@@ -505,7 +496,7 @@ func (s *Server) jobResults(ctx context.Context, id string) (*resultsOutput, err
 	base := s.baseURL(requestOf(ctx))
 	out := map[string]any{}
 	for _, ref := range j.Results {
-		c, i, ok := cutRef(ref)
+		c, i, ok := jobs.ParseRef(ref)
 		if !ok {
 			continue
 		}

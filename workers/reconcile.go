@@ -18,8 +18,6 @@ import (
 type Reconciler struct {
 	Jobs  jobs.Store
 	Queue jobs.Queue
-	// Events writes the jobs' events (the catalog's store).
-	Events catalog.Store
 	// Interval is the time between passes (default 30 s); Age is how long
 	// a job must be untouched before a pass looks at it (default 30 s).
 	Interval, Age time.Duration
@@ -86,7 +84,7 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 			} else {
 				f.Exception = exception(f.Message)
 			}
-			_, err = r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobEvent(j, jobs.EventType(f.Status), r.now()))
+			_, err = r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobs.NewEvent(j, jobs.EventType(f.Status), r.now()))
 			if err != nil && catalog.ErrorCode(err) != catalog.ECONFLICT {
 				return n, err
 			}

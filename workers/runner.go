@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -86,7 +85,7 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 	claimed := *cur
 	claimed.Attempt = attempt
 	now := r.now()
-	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, now, jobEvent(&claimed, jobs.EventJobRunning, now))
+	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, now, jobs.NewEvent(&claimed, jobs.EventJobRunning, now))
 	if err != nil {
 		if code := catalog.ErrorCode(err); code == catalog.ECONFLICT || code == catalog.ENOTFOUND {
 			return nil // not ours to run
@@ -248,16 +247,12 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 	}
 	// The job ends even when the worker is being stopped.
 	ctx = context.WithoutCancel(ctx)
-	ended, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobEvent(j, jobs.EventType(f.Status), r.now()))
+	now := r.now()
+	_, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
 		return nil // a newer attempt took the job over
 	}
-	_ = ended
 	return err
-}
-
-func jobEvent(j *jobs.Job, typ string, now time.Time) *catalog.Event {
-	return jobs.NewEvent(j, typ, now)
 }
 
 // prepare resolves the job's twin, the items it uses and the snapshot to
@@ -301,7 +296,7 @@ func (r *Runner) prepare(ctx context.Context, j *jobs.Job, req Request) (*Run, *
 		run.Uses = append(run.Uses, c)
 	}
 	if req.Restore != "" {
-		coll, id, ok := strings.Cut(req.Restore, "/")
+		coll, id, ok := jobs.ParseRef(req.Restore)
 		if !ok {
 			return nil, nil, fmt.Errorf("restore %q is not <collection>/<item>", req.Restore)
 		}
@@ -362,11 +357,11 @@ func (r *Runner) component(it *catalog.Item, kind string) (Component, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	cat, coll, id := r.Catalog, it.Collection, it.ID
+	cat := r.Catalog
 	for _, key := range keys {
 		a := it.Assets()[key]
 		href, _, _ := a.String("", "href")
-		if href != catalog.AssetPath(coll, id, key) {
+		if href != catalog.AssetPath(it.Collection, it.ID, key) {
 			continue
 		}
 		p := key
@@ -380,7 +375,7 @@ func (r *Runner) component(it *catalog.Item, kind string) (Component, error) {
 			p = dp
 		}
 		c.Files = append(c.Files, File{Path: p, Executable: lifecycle, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			b, _, err := cat.OpenAsset(ctx, coll, id, key)
+			b, _, err := cat.OpenItemAsset(ctx, it, key)
 			return b, err
 		}})
 	}
@@ -502,9 +497,6 @@ func (r *Runner) ensureResults(ctx context.Context, coll string, j *jobs.Job, tw
 	_, err := r.Catalog.CreateCollection(ctx, raw, j.TwinOwner)
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
 		return nil // made meanwhile by another worker
-	}
-	if err != nil && errors.Is(err, context.Canceled) {
-		return err
 	}
 	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/sqlite"
+	"github.com/twinstac/twinstac/internal/testdb"
 	"github.com/twinstac/twinstac/jobs"
 	"github.com/twinstac/twinstac/workers"
 )
@@ -31,16 +32,8 @@ type runnerSetup struct {
 
 func setupRunner(t *testing.T) *runnerSetup {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewDir(filepath.Join(dir, "blobs"))
+	st := testdb.SQLite(t)
+	blobs, err := blob.NewDir(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +188,9 @@ func TestRunnerFailsAndDismisses(t *testing.T) {
 	hb := s.submit(t, "heartbeat", map[string]any{"interval": 0.05})
 	done := make(chan error, 1)
 	go func() { done <- s.runner.Run(context.WithoutCancel(t.Context()), hb.ID, 1) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.logs.text("execute/stdout"), "beat 2") {
-		if time.Now().After(deadline) {
-			t.Fatal("the heartbeat did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testdb.WaitFor(t, 10*time.Second, "the heartbeat did not start", func() bool {
+		return strings.Contains(s.logs.text("execute/stdout"), "beat 2")
+	})
 	if _, err := s.store.DismissJob(t.Context(), hb.ID, time.Now().UTC(), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 		log.Info("worker started", "concurrency", cfg.Workers, "worker", runner.Worker)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rec := &workers.Reconciler{Jobs: store, Queue: queue, Events: st, Log: log, Interval: 30 * time.Second}
+	rec := &workers.Reconciler{Jobs: store, Queue: queue, Log: log, Interval: 30 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); rec.Run(rctx) }()
 	rt.stop = append(rt.stop, func() { cancel(); <-done })
