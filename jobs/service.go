@@ -58,6 +58,24 @@ type Submission struct {
 // is EINVALID.
 type InputsError struct {
 	Errors []InputError
+	// Base is the pointer of the inputs in the request ("/inputs" when
+	// empty); the errors' pointers are relative to it.
+	Base string
+	// Absolute says the errors' pointers are from the request's root.
+	Absolute bool
+}
+
+// Pointer is where an error's input is in the request.
+func (e *InputsError) Pointer(x InputError) string { return e.base() + x.Pointer }
+
+func (e *InputsError) base() string {
+	if e.Absolute {
+		return ""
+	}
+	if e.Base == "" {
+		return "/inputs"
+	}
+	return e.Base
 }
 
 func (e *InputsError) Error() string {
@@ -70,7 +88,7 @@ func (e *InputsError) Error() string {
 
 // Unwrap gives the error its code, pointing at the first wrong input.
 func (e *InputsError) Unwrap() error {
-	ptr := "/inputs"
+	ptr := e.base()
 	if len(e.Errors) > 0 {
 		ptr += e.Errors[0].Pointer
 	}
@@ -100,7 +118,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (j *Job, created b
 	}
 	now := s.now()
 	job := &Job{
-		ID: uuid.Must(uuid.NewV7()).String(), Process: sub.Process.ID,
+		ID: newID(), Process: sub.Process.ID,
 		TwinCollection: sub.Process.Collection, TwinItem: sub.Process.Item, TwinETag: sub.Process.Version,
 		Owner: sub.Owner, TwinOwner: sub.Process.Owner, Batch: sub.Batch, Inputs: inputs, Request: sub.Request,
 		IdempotencyKey: sub.IdempotencyKey, RequestHash: requestHash(sub.Process.ID, inputs, sub.Request),
@@ -117,6 +135,10 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (j *Job, created b
 	}
 	return stored, created, nil
 }
+
+// newID makes the id of a job, a batch or an event: a UUID ordered by
+// creation time.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // requestHash identifies a request for the Idempotency-Key check: the
 // process, and the inputs and request as canonical JSON.
@@ -148,7 +170,14 @@ func (s *Service) Dismiss(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Store.DismissJob(ctx, id, now, NewEvent(cur, EventJobDismissed, now))
+	j, err := s.Store.DismissJob(ctx, id, now, NewEvent(cur, EventJobDismissed, now))
+	if err == nil && cur.Status == StatusAccepted && cur.Batch != "" {
+		// A queued job of a batch freed a slot for a held one.
+		if err := s.ReleaseBatch(ctx, cur.Batch); err != nil && s.Logger != nil {
+			s.Logger.Warn("releasing held jobs of a batch; the reconciler will", "batch", cur.Batch, "err", err)
+		}
+	}
+	return j, err
 }
 
 // EventPayload is the payload of job events.

@@ -80,7 +80,7 @@ func problemFor(ctx context.Context, err error) *Problem {
 		var ie *jobs.InputsError
 		if errors.As(err, &ie) {
 			for _, e := range ie.Errors {
-				p.Errors = append(p.Errors, &ErrorDetail{Message: e.Message, Location: "/inputs" + e.Pointer})
+				p.Errors = append(p.Errors, &ErrorDetail{Message: e.Message, Location: ie.Pointer(e)})
 			}
 		}
 	} else {

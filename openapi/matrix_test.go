@@ -102,6 +102,11 @@ var matrix = map[string]matrixCase{
 	"dismiss":               {"DELETE", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"getJobLogs":            {"GET", "/jobs/{job}/logs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"validateExecution":     {"POST", "/processes/c:t/validation", map[string]any{"inputs": map[string]any{"n": 1}}, nil, expect(200, 200, 200, 200, 404, 404)},
+	"submitBatch":           {"POST", "/batches", map[string]any{"process": "c:t", "sweep": map[string]any{"n": []int{1, 2}}}, nil, expect(201, 201, 403, 403, 404, 404)},
+	"getBatches":            {"GET", "/batches", nil, nil, expect(200, 200, 200, 200, 200, 401)},
+	"getBatch":              {"GET", "/batches/{batch}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"getBatchJobs":          {"GET", "/batches/{batch}/jobs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"dismissBatch":          {"DELETE", "/batches/{batch}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 }
 
 // twinDoc is a twin of collection c: an execute script and one integer
@@ -173,6 +178,11 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string
 	if err != nil {
 		t.Fatal(err)
 	}
+	batch, err := b.jobs.SubmitBatch(ctx, jobs.BatchSubmission{Process: proc, Owner: "owen",
+		InputSets: []map[string]any{{"n": 1}, {"n": 2}}, ResultsCollection: "c-t-results"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []*access.Policy{
 		{ID: "c-editor-collection", Subjects: []string{"user:eddie"}, Resources: []string{"collections:c"}, Actions: []string{"read", "update"}, Effect: access.Allow},
 		{ID: "c-editor-items", Subjects: []string{"user:eddie"}, Resources: []string{"items:c/<.*>"}, Actions: []string{"read", "create", "update", "publish", "delete"}, Effect: access.Allow},
@@ -192,7 +202,7 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID, "{job}": job.ID}
+	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID, "{job}": job.ID, "{batch}": batch.ID}
 }
 
 func TestAuthorizationMatrix(t *testing.T) {

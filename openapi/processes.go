@@ -349,7 +349,28 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusO
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.process(ctx, in.ProcessID)
+	p, err := s.runnableProcess(ctx, in.ProcessID)
+	if err != nil {
+		return nil, err
+	}
+	req := workers.Request{Restore: in.Body.Restore}
+	if err := s.checkRestore(ctx, "/restore", req.Restore); err != nil {
+		return nil, err
+	}
+	raw, _ := json.Marshal(req)
+	j, _, err := svc.Submit(ctx, jobs.Submission{Process: p, Owner: CallerOf(ctx).User, Inputs: in.Body.Inputs,
+		Request: raw, IdempotencyKey: in.IdempotencyKey})
+	if err != nil {
+		return nil, err
+	}
+	info := s.statusInfo(ctx, j)
+	return &statusOutput{Location: info.Links[0].Href, Body: info}, nil
+}
+
+// runnableProcess returns a process the caller may run: the execute
+// right on the twin. Codes: EINVALID, ENOTFOUND, EFORBIDDEN.
+func (s *Server) runnableProcess(ctx context.Context, id string) (*jobs.Process, error) {
+	p, err := s.process(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -360,28 +381,27 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusO
 	if err := s.require(ctx, coll, access.ActionExecute, access.ItemResource(p.Collection, p.Item)); err != nil {
 		return nil, err
 	}
-	req := workers.Request{Restore: in.Body.Restore}
-	if req.Restore != "" {
-		c, i, ok := jobs.ParseRef(req.Restore)
-		if !ok {
-			return nil, catalog.Invalid("/restore", "restore %q is not <collection>/<item>", req.Restore)
-		}
-		snap, err := s.readableItem(ctx, c, i)
-		if err != nil {
-			return nil, catalog.Invalid("/restore", "snapshot %q not found", req.Restore)
-		}
-		if kind, _, _ := snap.Props.String("", catalog.PropKind); kind != catalog.KindSnapshot {
-			return nil, catalog.Invalid("/restore", "item %q is not a snapshot", req.Restore)
-		}
+	return p, nil
+}
+
+// checkRestore checks that a run's restore names a snapshot the caller
+// may read ("" restores nothing). Codes: EINVALID at ptr.
+func (s *Server) checkRestore(ctx context.Context, ptr, restore string) error {
+	if restore == "" {
+		return nil
 	}
-	raw, _ := json.Marshal(req)
-	j, _, err := svc.Submit(ctx, jobs.Submission{Process: p, Owner: CallerOf(ctx).User, Inputs: in.Body.Inputs,
-		Request: raw, IdempotencyKey: in.IdempotencyKey})
+	c, i, ok := jobs.ParseRef(restore)
+	if !ok {
+		return catalog.Invalid(ptr, "restore %q is not <collection>/<item>", restore)
+	}
+	snap, err := s.readableItem(ctx, c, i)
 	if err != nil {
-		return nil, err
+		return catalog.Invalid(ptr, "snapshot %q not found", restore)
 	}
-	info := s.statusInfo(ctx, j)
-	return &statusOutput{Location: info.Links[0].Href, Body: info}, nil
+	if kind, _, _ := snap.Props.String("", catalog.PropKind); kind != catalog.KindSnapshot {
+		return catalog.Invalid(ptr, "item %q is not a snapshot", restore)
+	}
+	return nil
 }
 
 // jobCaller returns the job service and the caller, who must be signed

@@ -111,6 +111,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerPolicies()
 	s.registerQuotas()
 	s.registerProcesses()
+	s.registerBatches()
 	s.registerJobLogs()
 	s.registerValidation()
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})

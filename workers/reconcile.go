@@ -91,6 +91,19 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+	// Batches whose held jobs may start: a worker that ended one of
+	// their jobs died before it released the next.
+	if bs, ok := r.Jobs.(jobs.BatchStore); ok {
+		held, err := bs.HeldBatches(ctx, catalog.MaxPageSize)
+		if err != nil {
+			return n, err
+		}
+		for _, id := range held {
+			if err := jobs.ReleaseBatch(ctx, r.Jobs, r.Queue, id, r.now()); err != nil {
+				return n, err
+			}
+		}
+	}
 	return n, nil
 }
 

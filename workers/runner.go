@@ -26,7 +26,10 @@ import (
 // handler calls Run; Run is safe to call for a job that is not claimable
 // (finished, dismissed, taken by a newer attempt): it does nothing.
 type Runner struct {
-	Jobs     jobs.Store
+	Jobs jobs.Store
+	// Queue queues the held jobs of a batch as its jobs end; nil: the
+	// reconciler does it, later.
+	Queue    jobs.Queue
 	Catalog  *catalog.Service
 	Executor Executor
 	// Worker names this worker in the jobs it claims.
@@ -61,6 +64,9 @@ type Request struct {
 	Restore string `json:"restore,omitempty"`
 	// ResultsCollection is where the result item goes.
 	ResultsCollection string `json:"resultsCollection,omitempty"`
+	// BatchMaxParallel is the parallelism limit of the job's batch: when
+	// set, the job's end frees a slot for a held job of the batch.
+	BatchMaxParallel int `json:"batchMaxParallel,omitempty"`
 }
 
 // ResultsCollection is the default collection of a twin's results: one
@@ -252,7 +258,25 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
 		return nil // a newer attempt took the job over
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	r.release(ctx, j)
+	return nil
+}
+
+// release queues the next held jobs of a limited batch whose job ended.
+// A failure is left to the reconciler, which releases held batches on
+// every pass.
+func (r *Runner) release(ctx context.Context, j *jobs.Job) {
+	if j.Batch == "" || r.Queue == nil {
+		return
+	}
+	var req Request
+	if json.Unmarshal(j.Request, &req) != nil || req.BatchMaxParallel == 0 {
+		return
+	}
+	_ = jobs.ReleaseBatch(ctx, r.Jobs, r.Queue, j.Batch, r.now())
 }
 
 // prepare resolves the job's twin, the items it uses and the snapshot to
@@ -433,6 +457,17 @@ func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *ca
 		},
 		"links": links, "assets": map[string]any{},
 	}
+	// Each scalar input is a property of its own too, so that runs are
+	// compared by a filter on it (CQL2 names no nested member).
+	if m, ok := inputs.(map[string]any); ok {
+		props := doc["properties"].(map[string]any)
+		for k, v := range m {
+			switch v.(type) {
+			case string, float64, bool:
+				props[InputProperty(k)] = v
+			}
+		}
+	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return "", err
@@ -450,6 +485,10 @@ func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *ca
 	}
 	return ref, nil
 }
+
+// InputProperty is the property of a result item that holds the scalar
+// input name of its run: dt:input:<name>.
+func InputProperty(name string) string { return "dt:input:" + name }
 
 func nilIfEmpty(s string) any {
 	if s == "" {

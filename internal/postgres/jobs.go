@@ -306,7 +306,7 @@ WHERE id = $1 RETURNING `+jobColumns, id, now))
 // PendingJobs implements jobs.Store.
 func (s *Store) PendingJobs(ctx context.Context, before time.Time, limit int) ([]*jobs.Job, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs
-WHERE status IN ('accepted', 'running') AND updated < $1
+WHERE status IN ('accepted', 'running') AND NOT held AND updated < $1
 ORDER BY updated, id LIMIT $2`, before, min(max(limit, 1), catalog.MaxPageSize))
 	if err != nil {
 		return nil, dbError(err)

@@ -53,8 +53,8 @@ progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END
 WHERE id = ? AND status = 'running' AND attempt = ?`
 
 // pendingJobsSQL selects the jobs the reconciler checks: those not
-// final.
-const pendingJobsSQL = selectJobSQL + ` WHERE (status = 'accepted' AND updated < ?)
+// final, but for the jobs held back by their batch's parallelism limit.
+const pendingJobsSQL = selectJobSQL + ` WHERE (status = 'accepted' AND held = 0 AND updated < ?)
 OR (status = 'running' AND updated < ?)
 ORDER BY updated, id LIMIT ?`
 

@@ -35,6 +35,10 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobList", testJobList},
 		{"JobPending", testJobPending},
 		{"JobLog", testJobLog},
+		{"BatchRoundTrip", testBatchRoundTrip},
+		{"BatchRelease", testBatchRelease},
+		{"BatchReleaseRace", testBatchReleaseRace},
+		{"BatchDismiss", testBatchDismiss},
 	})
 }
 
