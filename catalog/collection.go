@@ -99,6 +99,9 @@ func ParseCollection(pathID string, raw []byte) (*Collection, error) {
 		vis = v
 	}
 	doc.Set(PropVisibility, vis)
+	if err := checkExpiryPolicy(doc); err != nil {
+		return nil, err
+	}
 	if err := checkLinks(doc); err != nil {
 		return nil, err
 	}

@@ -88,6 +88,13 @@ type Job struct {
 	Exception json.RawMessage
 	// Usage is what the job consumed (JSON of Usage).
 	Usage json.RawMessage
+	// Saves are the saves asked of the running job that its worker has
+	// yet to make: the snapshot items to fill, as <collection>/<item>.
+	Saves []string
+	// FinalState is the blob key of the state the job's last attempt
+	// left ("" for none): a save asked after the job ended is made from
+	// it.
+	FinalState string
 }
 
 // Usage is the accounting record of a job.
@@ -106,6 +113,8 @@ type Finish struct {
 	Results   []string
 	Exception json.RawMessage
 	Usage     json.RawMessage
+	// FinalState is the blob key of the state the attempt left, if any.
+	FinalState string
 }
 
 // Query selects jobs for a listing, newest first.

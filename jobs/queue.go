@@ -7,6 +7,9 @@ import "context"
 type Queue interface {
 	// Enqueue queues a job's run. Codes: EUNAVAILABLE.
 	Enqueue(ctx context.Context, j *Job) error
+	// EnqueueSave queues the save of a job that is not running into the
+	// snapshot item ref (<collection>/<item>). Codes: EUNAVAILABLE.
+	EnqueueSave(ctx context.Context, jobID, ref string) error
 	// Lost reports whether a job the store holds as running has no task
 	// left that could still run it (its worker died on its last attempt,
 	// or the task is gone). Codes: EUNAVAILABLE.

@@ -136,9 +136,11 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (j *Job, created b
 	return stored, created, nil
 }
 
-// newID makes the id of a job, a batch or an event: a UUID ordered by
-// creation time.
-func newID() string { return uuid.Must(uuid.NewV7()).String() }
+// NewID makes the id of a job, a batch, an event or an item the server
+// makes: a UUID ordered by creation time.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func newID() string { return NewID() }
 
 // requestHash identifies a request for the Idempotency-Key check: the
 // process, and the inputs and request as canonical JSON.

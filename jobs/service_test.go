@@ -29,6 +29,8 @@ func (q *fakeQueue) Enqueue(_ context.Context, j *jobs.Job) error {
 	return nil
 }
 
+func (q *fakeQueue) EnqueueSave(context.Context, string, string) error { return nil }
+
 func (q *fakeQueue) Lost(context.Context, *jobs.Job) (bool, error) { return false, nil }
 
 func TestSubmit(t *testing.T) {

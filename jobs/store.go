@@ -34,6 +34,14 @@ type Store interface {
 	// FinishJob ends a job running at attempt. Codes: ENOTFOUND,
 	// ECONFLICT (not running at attempt), EINVALID (f.Status not final).
 	FinishJob(ctx context.Context, id string, attempt int, f Finish, now time.Time, ev *catalog.Event) (*Job, error)
+	// RequestSave asks the worker running a job for a save into the
+	// snapshot item ref (<collection>/<item>): ref joins the job's Saves
+	// if the job is running. It returns the job after; a job that is not
+	// running is returned unchanged (its save is made from its final
+	// state). Codes: ENOTFOUND.
+	RequestSave(ctx context.Context, id, ref string, now time.Time) (*Job, error)
+	// SaveDone takes ref off a job's Saves. Codes: ENOTFOUND.
+	SaveDone(ctx context.Context, id, ref string) error
 	// DismissJob dismisses a job: an accepted job becomes dismissed at
 	// once (ev is written); a running one gets DismissRequested and
 	// its worker ends it; a finished job is returned as it is.
@@ -51,6 +59,12 @@ type Store interface {
 	// ReadLog returns up to limit lines of a job's log with Seq > after,
 	// in order. Codes: ENOTFOUND.
 	ReadLog(ctx context.Context, id string, after int64, limit int) ([]LogEntry, error)
+	// CountActiveJobs counts an owner's jobs that are accepted (queued,
+	// held ones too) and running: what the per-user job limits count.
+	CountActiveJobs(ctx context.Context, owner string) (accepted, running int, err error)
+	// Usage adds up the usage records of finished jobs as q says, a page
+	// of rows ordered by their key. Codes: EINVALID (CheckUsageQuery).
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 }
 
 // LogEntry is one line of a job's log.

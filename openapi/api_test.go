@@ -47,12 +47,21 @@ type bundle struct {
 type recordQueue struct {
 	mu     sync.Mutex
 	queued []string
+	// saves are the saves queued: job id, snapshot item.
+	saves [][2]string
 }
 
 func (q *recordQueue) Enqueue(_ context.Context, j *jobs.Job) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.queued = append(q.queued, j.ID)
+	return nil
+}
+
+func (q *recordQueue) EnqueueSave(_ context.Context, job, ref string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.saves = append(q.saves, [2]string{job, ref})
 	return nil
 }
 

@@ -211,6 +211,9 @@ func (s *Server) submitBatch(ctx context.Context, body *BatchBody) (*batchOutput
 	req := workers.Request{Restore: body.Restore, ResultsCollection: sub.ResultsCollection, BatchMaxParallel: body.MaxParallel}
 	sub.Request, _ = json.Marshal(req)
 	sub.Raw, _ = json.Marshal(body)
+	if err := s.checkJobLimits(ctx, CallerOf(ctx), len(sub.InputSets)); err != nil {
+		return nil, err
+	}
 	b, err := svc.SubmitBatch(ctx, sub)
 	if err != nil {
 		return nil, err

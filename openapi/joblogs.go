@@ -99,21 +99,28 @@ func logLine(e jobs.LogEntry) LogLine {
 	return LogLine{Seq: e.Seq, Attempt: e.Attempt, Phase: e.Phase, Stream: e.Stream, Time: e.Time, Text: e.Text}
 }
 
-// followLog streams a job's log as server-sent events until the job is
-// over and every line is sent, or the client goes.
-func (s *Server) followLog(hctx huma.Context, store jobs.Store, id string, after int64) {
-	r, w := humago.Unwrap(hctx)
-	ctx := r.Context()
+// startStream starts a text/event-stream answer (not buffered by
+// proxies) and returns what flushes it to the client.
+func startStream(w http.ResponseWriter) (flush func()) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	flush := func() {
+	flush = func() {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
 	}
 	flush()
+	return flush
+}
+
+// followLog streams a job's log as server-sent events until the job is
+// over and every line is sent, or the client goes.
+func (s *Server) followLog(hctx huma.Context, store jobs.Store, id string, after int64) {
+	r, w := humago.Unwrap(hctx)
+	ctx := r.Context()
+	flush := startStream(w)
 	keepAlive := time.Now()
 	for {
 		// Whether the job was over before this read: then no line comes

@@ -92,6 +92,7 @@ var matrix = map[string]matrixCase{
 	"deletePolicy": {"DELETE", "/policies/spare-policy", nil, nil, expect(204, 403, 403, 403, 403, 401)},
 	"getQuota":     {"GET", "/quotas/owen", nil, nil, expect(200, 200, 403, 403, 403, 401)},
 	"setQuota":     {"PUT", "/quotas/owen", map[string]any{"stored_bytes": 1000}, nil, expect(200, 403, 403, 403, 403, 401)},
+	"getUsage":     {"GET", "/usage", nil, nil, expect(200, 200, 200, 200, 200, 401)},
 
 	"getProcesses":          {"GET", "/processes", nil, nil, all(200)},
 	"getProcessDescription": {"GET", "/processes/c:t", nil, nil, expect(200, 200, 200, 200, 404, 404)},
@@ -101,11 +102,13 @@ var matrix = map[string]matrixCase{
 	"getResult":             {"GET", "/jobs/{job}/results", nil, nil, expect(404, 404, 404, 404, 404, 401)},
 	"dismiss":               {"DELETE", "/jobs/{job}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"getJobLogs":            {"GET", "/jobs/{job}/logs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"getEvents":             {"GET", "/events", nil, nil, all(200)},
 	"validateExecution":     {"POST", "/processes/c:t/validation", map[string]any{"inputs": map[string]any{"n": 1}}, nil, expect(200, 200, 200, 200, 404, 404)},
 	"submitBatch":           {"POST", "/batches", map[string]any{"process": "c:t", "sweep": map[string]any{"n": []int{1, 2}}}, nil, expect(201, 201, 403, 403, 404, 404)},
 	"getBatches":            {"GET", "/batches", nil, nil, expect(200, 200, 200, 200, 200, 401)},
 	"getBatch":              {"GET", "/batches/{batch}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"getBatchJobs":          {"GET", "/batches/{batch}/jobs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"saveJob":               {"POST", "/jobs/{job}/save", nil, nil, expect(409, 409, 404, 404, 404, 401)},
 	"dismissBatch":          {"DELETE", "/batches/{batch}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 }
 

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -132,7 +135,17 @@ type processOutput struct {
 type executeInput struct {
 	ProcessPath
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"The same key and request give back the job the first one made."`
+	Prefer         string `header:"Prefer" doc:"respond-async runs a process that allows synchronous execution as a job all the same; wait=<seconds> shortens the synchronous wait."`
 	Body           ExecuteBody
+}
+
+// executeOutput is a job's status (201, run as a job) or its results
+// (200, run synchronously).
+type executeOutput struct {
+	Status            int
+	Location          string `header:"Location"`
+	PreferenceApplied string `header:"Preference-Applied"`
+	Body              any
 }
 
 type statusOutput struct {
@@ -151,8 +164,12 @@ type jobListOutput struct {
 	Body JobList
 }
 
+// Results are the outputs of a job by name, each a link (OGC results,
+// transmitted by reference): "result" is the result item.
+type Results map[string]LinkObject
+
 type resultsOutput struct {
-	Body map[string]any
+	Body Results
 }
 
 func (s *Server) registerProcesses() {
@@ -173,12 +190,13 @@ func (s *Server) registerProcesses() {
 	})
 
 	op = s.operation("execute", http.MethodPost, "/processes/{processId}/execution", "Processes", "Execute a process",
-		"Runs the twin as a job with the given inputs: 201 with the job's status and its Location. Invalid inputs are a 400 listing every error; nothing is queued. Needs the execute right on the twin.",
-		http.StatusCreated, 400, 401, 403, 404, 409)
+		"Runs the twin as a job with the given inputs: 201 with the job's status and its Location. A process that allows synchronous execution (jobControlOptions sync-execute) runs synchronously unless Prefer: respond-async is sent: 200 with the results once the job is over, or, past the server's wait (or a shorter Prefer: wait=<seconds>), 201 as a job. Invalid inputs are a 400 listing every error; nothing is queued. Needs the execute right on the twin.",
+		http.StatusCreated, 400, 401, 403, 404, 409, 500)
 	op.Security = requiredAuth
-	huma.Register(s.api, op, func(ctx context.Context, in *executeInput) (*statusOutput, error) {
+	huma.Register(s.api, op, func(ctx context.Context, in *executeInput) (*executeOutput, error) {
 		return s.executeProcess(ctx, in)
 	})
+	s.documentExecute()
 
 	op = s.operation("getJobs", http.MethodGet, "/jobs", "Processes", "List jobs",
 		"Lists the jobs the caller may see, newest first: those it ran and those of the twins it owns (admins: all).", http.StatusOK, 400, 401)
@@ -344,7 +362,7 @@ func (s *Server) listProcesses(ctx context.Context, in *listProcessesInput) (*pr
 	return &processListOutput{Body: out}, nil
 }
 
-func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusOutput, error) {
+func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*executeOutput, error) {
 	svc, err := s.jobService()
 	if err != nil {
 		return nil, err
@@ -358,13 +376,100 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*statusO
 		return nil, err
 	}
 	raw, _ := json.Marshal(req)
+	if err := s.checkJobLimits(ctx, CallerOf(ctx), 1); err != nil {
+		return nil, err
+	}
 	j, _, err := svc.Submit(ctx, jobs.Submission{Process: p, Owner: CallerOf(ctx).User, Inputs: in.Body.Inputs,
 		Request: raw, IdempotencyKey: in.IdempotencyKey})
 	if err != nil {
 		return nil, err
 	}
+	async, wait := parsePrefer(in.Prefer)
+	out := &executeOutput{Status: http.StatusCreated}
+	if p.SyncExecute && !async {
+		if wait <= 0 || wait > s.syncWait() {
+			wait = s.syncWait()
+		}
+		if j, err = s.awaitJob(ctx, svc.Store, j.ID, wait); err != nil {
+			return nil, err
+		}
+		if j.Status.Final() {
+			res, err := s.jobResults(ctx, j.ID)
+			if err != nil {
+				return nil, err
+			}
+			return &executeOutput{Status: http.StatusOK, Body: res.Body}, nil
+		}
+	} else if async && p.SyncExecute {
+		out.PreferenceApplied = "respond-async"
+	}
 	info := s.statusInfo(ctx, j)
-	return &statusOutput{Location: info.Links[0].Href, Body: info}, nil
+	out.Location, out.Body = info.Links[0].Href, info
+	return out, nil
+}
+
+// DefaultSyncWait is how long a synchronous execution waits for its job
+// by default before it answers as a job.
+const DefaultSyncWait = 30 * time.Second
+
+func (s *Server) syncWait() time.Duration {
+	if s.cfg.SyncWait > 0 {
+		return s.cfg.SyncWait
+	}
+	return DefaultSyncWait
+}
+
+// parsePrefer reads the preferences of an execution (RFC 7240):
+// respond-async, and wait=<seconds>.
+func parsePrefer(h string) (async bool, wait time.Duration) {
+	for _, part := range strings.Split(h, ",") {
+		for _, pref := range strings.Split(part, ";") {
+			name, val, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "respond-async":
+				async = true
+			case "wait":
+				if n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`)); err == nil && n >= 0 {
+					wait = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return async, wait
+}
+
+// awaitJob waits until a job is over, or wait has passed, and returns it
+// as it is then.
+func (s *Server) awaitJob(ctx context.Context, st jobs.Store, id string, wait time.Duration) (*jobs.Job, error) {
+	deadline := time.Now().Add(wait)
+	pause := 5 * time.Millisecond
+	for {
+		j, err := st.GetJob(ctx, id)
+		if err != nil || j.Status.Final() || time.Now().After(deadline) {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return j, nil
+		case <-time.After(min(pause, time.Until(deadline))):
+		}
+		pause = min(pause*2, 200*time.Millisecond)
+	}
+}
+
+// documentExecute describes the two answers of an execution: the job's
+// status (201) and, when it ran synchronously, its results (200).
+func (s *Server) documentExecute() {
+	doc := s.api.OpenAPI()
+	op := doc.Paths["/processes/{processId}/execution"].Post
+	reg := doc.Components.Schemas
+	status := reg.Schema(reflect.TypeOf(StatusInfo{}), true, "")
+	results := reg.Schema(reflect.TypeOf(Results{}), true, "")
+	op.Responses["201"] = &huma.Response{Description: "Run as a job: its status; Location names it.",
+		Headers: op.Responses["201"].Headers,
+		Content: map[string]*huma.MediaType{mediaJSON: {Schema: status}}}
+	op.Responses["200"] = &huma.Response{Description: "Run synchronously: the job's results.",
+		Content: map[string]*huma.MediaType{mediaJSON: {Schema: results}}}
 }
 
 // runnableProcess returns a process the caller may run: the execute
@@ -400,6 +505,9 @@ func (s *Server) checkRestore(ctx context.Context, ptr, restore string) error {
 	}
 	if kind, _, _ := snap.Props.String("", catalog.PropKind); kind != catalog.KindSnapshot {
 		return catalog.Invalid(ptr, "item %q is not a snapshot", restore)
+	}
+	if snap.State != catalog.StatePublished && snap.State != catalog.StateDeprecated {
+		return catalog.Invalid(ptr, "snapshot %q is %s: its state is not stored (yet)", restore, snap.State)
 	}
 	return nil
 }
@@ -514,13 +622,13 @@ func (s *Server) jobResults(ctx context.Context, id string) (*resultsOutput, err
 			Code:   "result_not_ready", RequestID: RequestID(ctx)}
 	}
 	base := s.baseURL(requestOf(ctx))
-	out := map[string]any{}
+	out := Results{}
 	for _, ref := range j.Results {
 		c, i, ok := jobs.ParseRef(ref)
 		if !ok {
 			continue
 		}
-		out["result"] = map[string]any{"href": base + catalog.ItemPath(c, i), "type": mediaGeoJSON, "rel": "item"}
+		out["result"] = LinkObject{Href: base + catalog.ItemPath(c, i), Type: mediaGeoJSON, Rel: "item"}
 	}
 	return &resultsOutput{Body: out}, nil
 }

@@ -33,7 +33,7 @@ func publishWaterTank(t *testing.T, b *bundle) {
 	props["dt:kind"], props["dt:parameters"], props["title"] = "digital-twin", json.RawMessage(params), "Water tank"
 	b.want(b.do("POST", "/collections/twins/items", doc), 201)
 	roles := map[string]any{}
-	for _, phase := range []string{"create", "execute", "terminate", "clean"} {
+	for _, phase := range []string{"create", "execute", "save", "terminate", "clean"} {
 		script, err := os.ReadFile(filepath.Join("../examples/water-tank/lifecycle", phase))
 		if err != nil {
 			t.Fatal(err)

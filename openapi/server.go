@@ -15,6 +15,7 @@ import (
 
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/access"
+	"github.com/twinstac/twinstac/internal/events"
 	"github.com/twinstac/twinstac/jobs"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// (numberMatched, left out when the budget runs out); 0 means
 	// DefaultCountBudget, a negative value turns counting off.
 	CountBudget time.Duration
+	// SyncWait bounds how long a synchronous execution waits for its job
+	// before it answers as a job (DefaultSyncWait when 0).
+	SyncWait time.Duration
 }
 
 // Deps are what the API needs to serve.
@@ -60,6 +64,10 @@ type Deps struct {
 	// Jobs submits and lists jobs; nil: the server runs no jobs (the job
 	// operations answer 503).
 	Jobs *jobs.Service
+	// Events follows the node's event stream for GET /events; nil: the
+	// feed is served as pages from the outbox only (following it live
+	// answers 503).
+	Events *events.Hub
 	// Ready checks the stores for /readyz.
 	Ready func(ctx context.Context) error
 	// Registry collects metrics; nil makes a private one.
@@ -110,9 +118,12 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerShares()
 	s.registerPolicies()
 	s.registerQuotas()
+	s.registerUsage()
 	s.registerProcesses()
 	s.registerBatches()
+	s.registerSaves()
 	s.registerJobLogs()
+	s.registerEvents()
 	s.registerValidation()
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +219,7 @@ func apiConfig() huma.Config {
 		{Name: "Assets", Description: "Uploading and downloading the files of items."},
 		{Name: "Access", Description: "Who the caller is, and API tokens."},
 		{Name: "Health", Description: "Liveness and readiness probes."},
+		{Name: "Accounting", Description: "Usage records of jobs, added up by user, process and day."},
 	}
 	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearerAuth": {Type: "http", Scheme: "bearer", Description: "An API token from POST /auth/tokens (tst_…), or an OIDC access token. Without one the caller is anonymous; a token that is not valid (unknown, revoked, expired) is a 401 on every operation."},

@@ -69,6 +69,23 @@ type Run struct {
 	Restore func(ctx context.Context) (io.ReadCloser, error)
 	// Logs receives the phases' output; nil discards it.
 	Logs LogSink
+	// Label, when set, names the workspace instead of the attempt
+	// number (a save made apart from the job's attempts).
+	Label string
+	// Live, when set, is called once the workspace is laid out, with a
+	// handle on it that stays valid until Cleanup: saves asked while the
+	// job runs use it.
+	Live func(Workspace)
+}
+
+// Workspace is an attempt's workspace while the attempt runs.
+type Workspace interface {
+	// Dir is the twin's folder, which holds outputs/ and state/.
+	Dir() string
+	// RunPhase runs one of the twin's lifecycle scripts now, beside the
+	// running phase, with the same environment; ran is false when the
+	// twin has no such script.
+	RunPhase(ctx context.Context, phase string) (res PhaseResult, ran bool)
 }
 
 // Component is a folder of the workspace: a twin, or an item it uses.

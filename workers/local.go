@@ -111,6 +111,9 @@ func (l *Local) Run(ctx context.Context, r *Run) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Live != nil {
+		r.Live(&localWorkspace{l: l, dir: dir, env: env, logs: r.Logs})
+	}
 	var usage Usage
 	for _, ph := range r.Phases {
 		if ctx.Err() != nil || !out.Succeeded {
@@ -154,6 +157,21 @@ func (l *Local) Run(ctx context.Context, r *Run) (*Outcome, error) {
 	return out, nil
 }
 
+// localWorkspace is the Workspace of a local attempt.
+type localWorkspace struct {
+	l    *Local
+	dir  string
+	env  []string
+	logs LogSink
+}
+
+func (w *localWorkspace) Dir() string { return w.dir }
+
+func (w *localWorkspace) RunPhase(ctx context.Context, phase string) (PhaseResult, bool) {
+	var u Usage
+	return w.l.phase(ctx, w.dir, w.env, phase, w.l.phaseTimeout(), w.logs, &u)
+}
+
 // Cleanup removes the workspace of an outcome.
 func (l *Local) Cleanup(o *Outcome) error {
 	if o == nil || o.Workspace == "" {
@@ -180,7 +198,14 @@ func (l *Local) workspace(r *Run) (string, error) {
 	if r.Attempt < 1 {
 		return "", fmt.Errorf("attempt %d: attempts count from 1", r.Attempt)
 	}
-	ws := filepath.Join(l.Root, r.JobID, fmt.Sprint(r.Attempt))
+	label := fmt.Sprint(r.Attempt)
+	if r.Label != "" {
+		if !safeName.MatchString(r.Label) {
+			return "", fmt.Errorf("label %q cannot name a workspace", r.Label)
+		}
+		label = r.Label
+	}
+	ws := filepath.Join(l.Root, r.JobID, label)
 	// A workspace left by an earlier try of the same attempt (a crash)
 	// is not reused.
 	if err := os.RemoveAll(ws); err != nil {

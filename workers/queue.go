@@ -20,8 +20,17 @@ const TaskRunJob = "twinstac:job:run"
 // DefaultQueue is the asynq queue jobs go to.
 const DefaultQueue = "jobs"
 
+// TaskSaveJob is the type of the asynq task that saves the state a
+// finished job left into a snapshot item; its task id is the item's.
+const TaskSaveJob = "twinstac:job:save"
+
 type runPayload struct {
 	Job string `json:"job"`
+}
+
+type savePayload struct {
+	Job      string `json:"job"`
+	Snapshot string `json:"snapshot"`
 }
 
 // Queue is the jobs.Queue on asynq.
@@ -62,6 +71,18 @@ func (q *Queue) Enqueue(ctx context.Context, j *jobs.Job) error {
 		// The phases have timeouts of their own; this bounds the whole
 		// task (asynq's default would stop a run at 30 minutes). A dead
 		// worker is told by the task's lease, not by this.
+		asynq.Timeout(q.MaxRun))
+	_, err := q.client.EnqueueContext(ctx, t)
+	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil
+	}
+	return catalog.Errorf(catalog.EUNAVAILABLE, "the job queue is unavailable: %v", err)
+}
+
+// EnqueueSave implements jobs.Queue.
+func (q *Queue) EnqueueSave(ctx context.Context, jobID, ref string) error {
+	payload, _ := json.Marshal(savePayload{Job: jobID, Snapshot: ref})
+	t := asynq.NewTask(TaskSaveJob, payload, asynq.TaskID("save:"+ref), asynq.Queue(q.queue), asynq.MaxRetry(5),
 		asynq.Timeout(q.MaxRun))
 	_, err := q.client.EnqueueContext(ctx, t)
 	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
@@ -145,6 +166,7 @@ func NewServer(conn asynq.RedisConnOpt, runner *Runner, c ServerConfig) *Server 
 func (s *Server) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TaskRunJob, s.handle)
+	mux.HandleFunc(TaskSaveJob, s.handleSave)
 	return s.srv.Start(mux)
 }
 
@@ -165,6 +187,24 @@ func (s *Server) handle(ctx context.Context, t *asynq.Task) error {
 		// The last attempt could not run: the job ends failed rather
 		// than stay running with its task archived.
 		return s.runner.GiveUp(context.WithoutCancel(ctx), p.Job, retried+1, err)
+	}
+	return err
+}
+
+func (s *Server) handleSave(ctx context.Context, t *asynq.Task) error {
+	var p savePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Job == "" || p.Snapshot == "" {
+		return fmt.Errorf("%w: payload %q is not a save", asynq.SkipRetry, t.Payload())
+	}
+	err := s.runner.Save(ctx, p.Job, p.Snapshot)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if err != nil && retried >= maxRetry {
+		// The last try: the snapshot says why it was not made.
+		if c, i, ok := jobs.ParseRef(p.Snapshot); ok {
+			_ = s.runner.failSave(context.WithoutCancel(ctx), c, i, "the save could not be made: "+err.Error())
+		}
+		return nil
 	}
 	return err
 }

@@ -128,14 +128,22 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		}
 		return r.fail(ctx, j, err.Error(), nil)
 	}
-	// A dismissal stops the run: the store is polled for it.
+	// A dismissal stops the run, and saves are made in its workspace:
+	// the store is polled for them.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	live := &liveRun{}
+	run.Live = live.set
 	dismissed := make(chan struct{})
-	go r.watchDismissal(rctx, j.ID, cancel, dismissed)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watch(rctx, j.ID, cancel, dismissed, live, jl)
+	}()
 	started := r.now()
 	out, err := r.Executor.Run(rctx, run)
 	cancel()
+	<-watched
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // the worker is shutting down: try again
@@ -148,32 +156,43 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 			jl.System(p.Phase, phaseLine(&p))
 		}
 	}
+	// Saves asked until the job ended are made once it has, in its
+	// workspace (deferred after Cleanup's defer, so run before it).
+	defer r.afterFinish(ctx, j.ID, live)
 	usage := usageOf(out)
-	select {
-	case <-dismissed:
-		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed", Usage: usage})
-	default:
-	}
 	if ctx.Err() != nil {
 		// The worker is shutting down: the attempt is abandoned and the
 		// queue retries it.
-		return ctx.Err()
+		select {
+		case <-dismissed:
+		default:
+			return ctx.Err()
+		}
+	}
+	final := r.keepFinalState(ctx, j, out)
+	select {
+	case <-dismissed:
+		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed", Usage: usage, FinalState: final})
+	default:
 	}
 	if f := out.Failed(); f != nil || !out.Succeeded {
-		return r.fail(ctx, j, describeFailure(f), usage)
+		msg := describeFailure(f)
+		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
 	}
 	ref, err := r.publish(ctx, j, req, twin, out, started)
 	if err != nil {
 		if catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
 			return err
 		}
-		return r.fail(ctx, j, "the results could not be published: "+err.Error(), usage)
+		msg := "the results could not be published: " + err.Error()
+		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
 	}
-	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage})
+	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage, FinalState: final})
 }
 
-// watchDismissal cancels the run when the job's dismissal is requested.
-func (r *Runner) watchDismissal(ctx context.Context, id string, cancel context.CancelFunc, dismissed chan<- struct{}) {
+// watch polls the store for what is asked of a running job: a
+// dismissal cancels the run; a save is made in its live workspace.
+func (r *Runner) watch(ctx context.Context, id string, cancel context.CancelFunc, dismissed chan<- struct{}, live *liveRun, jl *JobLog) {
 	poll := r.DismissPoll
 	if poll <= 0 {
 		poll = time.Second
@@ -187,10 +206,17 @@ func (r *Runner) watchDismissal(ctx context.Context, id string, cancel context.C
 		case <-t.C:
 		}
 		j, err := r.Jobs.GetJob(ctx, id)
-		if err == nil && j.DismissRequested {
+		if err != nil {
+			continue
+		}
+		if j.DismissRequested {
 			close(dismissed)
 			cancel()
 			return
+		}
+		if len(j.Saves) > 0 {
+			// A save runs to its end even if the run ends meanwhile.
+			r.serveSaves(context.WithoutCancel(ctx), j, live, jl)
 		}
 	}
 }
@@ -519,23 +545,5 @@ func (r *Runner) putOutput(ctx context.Context, coll, id string, out *Outcome, f
 // ensureResults creates the results collection when it is missing,
 // owned by the twin's owner and private, as the twin's collection.
 func (r *Runner) ensureResults(ctx context.Context, coll string, j *jobs.Job, twin *catalog.Item) error {
-	if _, err := r.Catalog.GetCollection(ctx, coll); err == nil {
-		return nil
-	} else if catalog.ErrorCode(err) != catalog.ENOTFOUND {
-		return err
-	}
-	raw, _ := json.Marshal(map[string]any{
-		"type": "Collection", "stac_version": "1.1.0", "id": coll, "license": "other",
-		"description": "Results of runs of the twin " + jobs.Ref(twin.Collection, twin.ID) + ".",
-		"extent": map[string]any{
-			"spatial":  map[string]any{"bbox": [][]float64{{-180, -90, 180, 90}}},
-			"temporal": map[string]any{"interval": [][]any{{nil, nil}}},
-		},
-		"links": []any{},
-	})
-	_, err := r.Catalog.CreateCollection(ctx, raw, j.TwinOwner)
-	if catalog.ErrorCode(err) == catalog.ECONFLICT {
-		return nil // made meanwhile by another worker
-	}
-	return err
+	return ensureCollection(ctx, r.Catalog, coll, j.TwinOwner, "Results of runs of the twin "+jobs.Ref(twin.Collection, twin.ID)+".")
 }

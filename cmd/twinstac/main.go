@@ -195,7 +195,8 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	if !ok {
 		return fmt.Errorf("the store keeps no quotas")
 	}
-	quotas := &access.Quotas{Store: quotaStore, DefaultStoredBytes: int64(cfg.QuotaStored)}
+	quotas := &access.Quotas{Store: quotaStore, DefaultStoredBytes: int64(cfg.QuotaStored),
+		DefaultRunningJobs: int64(cfg.QuotaRunningJobs), DefaultQueuedJobs: int64(cfg.QuotaQueuedJobs)}
 	if cfg.AdminToken != "" {
 		h := access.HashSecret(cfg.AdminToken)
 		tokens.AdminSecretHash = &h
@@ -214,6 +215,12 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		return err
 	}
 	defer jobRT.Close()
+	defer startExpiry(ctx, cfg, st, svc, log)()
+	evRT, err := startEvents(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer evRT.Close()
 	adminSecret, err := tokens.Bootstrap(ctx)
 	if err != nil {
 		return fmt.Errorf("creating the first admin token: %w", err)
@@ -226,7 +233,8 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		CollectionCreators: cfg.CollectionGroup,
 		PrivateMetrics:     cfg.PrivateMetrics,
 		CountBudget:        countBudget(cfg.CountBudget),
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Jobs: jobRT.service, Ready: func(ctx context.Context) error {
+		SyncWait:           cfg.SyncWait,
+	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Jobs: jobRT.service, Events: evRT.hub, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
 		}
@@ -243,6 +251,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(evRT.closeStreams)
 	fmt.Fprintf(stdout, "twinstac listening on %s\n", displayURL(ln.Addr()))
 	if adminSecret != "" {
 		// Shown this once, on the terminal; never logged.

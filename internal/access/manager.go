@@ -31,8 +31,8 @@ type Manager struct {
 	Now func() time.Time
 
 	idx     atomic.Pointer[index]
-	mu      sync.Mutex // serialises refreshes
-	rev     int64
+	mu      sync.Mutex   // serialises refreshes
+	rev     atomic.Int64 // the revision idx holds; -1 before the first load
 	checked atomic.Int64 // unix nanoseconds of the last revision check
 }
 
@@ -43,7 +43,7 @@ var _ ladon.Manager = (*Manager)(nil)
 func NewManager(store PolicyStore) *Manager {
 	m := &Manager{store: store, MaxAge: time.Second}
 	m.idx.Store(newIndex(nil))
-	m.rev = -1
+	m.rev.Store(-1)
 	return m
 }
 
@@ -57,7 +57,7 @@ func (m *Manager) now() time.Time {
 // current returns an index no older than MaxAge.
 func (m *Manager) current(ctx context.Context) (*index, error) {
 	now := m.now()
-	if last := m.checked.Load(); m.rev >= 0 && now.UnixNano()-last < int64(m.MaxAge) {
+	if last := m.checked.Load(); m.rev.Load() >= 0 && now.UnixNano()-last < int64(m.MaxAge) {
 		return m.idx.Load(), nil
 	}
 	return m.refresh(ctx, false)
@@ -73,7 +73,7 @@ func (m *Manager) refresh(ctx context.Context, force bool) (*index, error) {
 		return nil, err
 	}
 	m.checked.Store(m.now().UnixNano())
-	if rev == m.rev && !force {
+	if rev == m.rev.Load() && !force {
 		return m.idx.Load(), nil
 	}
 	var all []*ladon.DefaultPolicy
@@ -97,7 +97,7 @@ func (m *Manager) refresh(ctx context.Context, force bool) (*index, error) {
 	}
 	x := newIndex(all)
 	m.idx.Store(x)
-	m.rev = rev
+	m.rev.Store(rev)
 	return x, nil
 }
 

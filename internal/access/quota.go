@@ -18,6 +18,16 @@ type QuotaStore interface {
 	// user's override, with its audit event, in one transaction.
 	// Codes: EINVALID (empty user).
 	SetStoredBytesLimit(ctx context.Context, user string, limit int64, audit *catalog.Event) error
+	// JobLimits returns a user's overrides of the job limits, by kind;
+	// a kind the user has no override of is absent. A limit of 0 means
+	// unlimited.
+	JobLimits(ctx context.Context, user string) (map[JobLimitKind]int64, error)
+	// SetJobLimits changes a user's job-limit overrides: per kind, a
+	// limit >= 0 sets it and a limit < 0 removes it; the kinds not in
+	// limits keep theirs. The audit event is written, in the same
+	// transaction, when anything changed. Codes: EINVALID (empty user,
+	// unknown kind).
+	SetJobLimits(ctx context.Context, user string, limits map[JobLimitKind]int64, audit *catalog.Event) error
 }
 
 // EventQuotaChanged is the audit event of a quota override.
@@ -30,6 +40,9 @@ type Quotas struct {
 	// DefaultStoredBytes limits the asset bytes a user's collections
 	// hold; 0 is unlimited.
 	DefaultStoredBytes int64
+	// DefaultRunningJobs and DefaultQueuedJobs limit a user's jobs (see
+	// RunningJobs and QueuedJobs); 0 is unlimited.
+	DefaultRunningJobs, DefaultQueuedJobs int64
 }
 
 // StoredBytesLimit returns the limit that applies to user (0: none).

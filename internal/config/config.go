@@ -31,7 +31,14 @@ type Server struct {
 	RateBurst        int
 	CollectionGroup  string
 	QuotaStored      ByteSize
-	PrivateMetrics   bool
+	// QuotaRunningJobs and QuotaQueuedJobs are the default per-user job
+	// limits (jobs queued or running at once; jobs queued); 0 is none.
+	QuotaRunningJobs int
+	QuotaQueuedJobs  int
+	// ExpiryInterval is the time between passes of the expiry policy; 0
+	// turns it off.
+	ExpiryInterval time.Duration
+	PrivateMetrics bool
 	// CountBudget bounds the time a search spends counting its matches;
 	// 0 turns counting off.
 	CountBudget     time.Duration
@@ -40,8 +47,17 @@ type Server struct {
 	OIDCAudience    string
 	OIDCUserClaim   string
 	OIDCGroupsClaim string
+	// SyncWait bounds how long a synchronous execution waits for its job.
+	SyncWait time.Duration
 	// RedisURL is the Redis of the job queue; empty runs one in process.
 	RedisURL string
+	// NATSURL is the NATS server (JetStream enabled) events are
+	// published on; empty runs one in process, its streams under the
+	// data folder.
+	NATSURL string
+	// Node names this node in event subjects and its event stream;
+	// the replicas of one node share it.
+	Node string
 	// Workers is how many jobs the in-process worker runs at once; 0
 	// runs none (separate workers take the jobs).
 	Workers int
@@ -61,7 +77,10 @@ func Defaults() Server {
 		LogLevel:        "info",
 		LogFormat:       "auto",
 		Workers:         2,
+		Node:            "local",
 		PhaseTimeout:    time.Hour,
+		SyncWait:        30 * time.Second,
+		ExpiryInterval:  time.Minute,
 	}
 }
 
@@ -89,12 +108,18 @@ func (c *Server) ServeFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per token (per user, per address for anonymous callers); 0: unlimited; admins are exempt")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests a caller may send at once under the rate limit (default: the rate, at least 1)")
 	fs.Var(&c.QuotaStored, "quota-stored-bytes", "default limit of the asset bytes a user's collections hold (e.g. 50GiB); 0: unlimited; admins may override per user")
+	fs.IntVar(&c.QuotaRunningJobs, "quota-running-jobs", c.QuotaRunningJobs, "default limit of a user's jobs queued or running at once; 0: unlimited; admins are exempt and may override per user")
+	fs.IntVar(&c.QuotaQueuedJobs, "quota-queued-jobs", c.QuotaQueuedJobs, "default limit of a user's jobs waiting for a worker; 0: unlimited; admins are exempt and may override per user")
+	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often items whose expires time has passed are archived (or deleted, per collection dt:expiry); 0 turns it off")
 	fs.DurationVar(&c.CountBudget, "search-count-budget", c.CountBudget, "how long a search may spend counting its matches (numberMatched, left out when the count takes longer); 0 turns counting off")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	fs.BoolVar(&c.PrivateMetrics, "private-metrics", false, "serve /metrics to node administrators only")
 	fs.StringVar(&c.CollectionGroup, "collection-creators", "", "the group whose members may create collections (admins always may); empty: every signed-in user")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "a secret that acts as a node-admin API token; without it the first start mints one and prints it once")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL of the job queue (redis://host:6379/0); empty runs an in-process Redis that lives as long as the server")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS URL (nats://host:4222, JetStream enabled) events are published on; empty runs an embedded NATS server with its streams in the data folder")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name in event subjects (twinstac.<node>.…) and its event stream; replicas of one node share it, nodes sharing a NATS server need different ones")
+	fs.DurationVar(&c.SyncWait, "sync-execute-wait", c.SyncWait, "how long an execution of a twin that allows synchronous runs waits for its job before it answers as a job")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "jobs the in-process worker runs at once; 0 runs none, for servers whose jobs separate workers run")
 	c.phaseFlag(fs)
 }

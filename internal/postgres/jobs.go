@@ -19,7 +19,7 @@ var _ jobs.Store = (*Store)(nil)
 
 const jobColumns = `id, process, twin_collection, twin_item, twin_etag, owner, twin_owner, batch, inputs, request,
 	idempotency_key, request_hash, status, message, progress, attempt, max_attempts, worker, dismiss_requested,
-	created, updated, started, finished, results, exception, usage`
+	created, updated, started, finished, results, exception, usage, saves, final_state`
 
 func scanJob(row pgx.Row) (*jobs.Job, error) {
 	var (
@@ -31,13 +31,16 @@ func scanJob(row pgx.Row) (*jobs.Job, error) {
 	err := row.Scan(&j.ID, &j.Process, &j.TwinCollection, &j.TwinItem, &j.TwinETag, &j.Owner, &j.TwinOwner, &j.Batch,
 		&inputs, &request, &j.IdempotencyKey, &j.RequestHash, &status, &j.Message, &j.Progress, &j.Attempt,
 		&j.MaxAttempts, &j.Worker, &j.DismissRequested, &j.Created, &j.Updated, &started, &finished, &j.Results,
-		&exception, &usage)
+		&exception, &usage, &j.Saves, &j.FinalState)
 	if err != nil {
 		return nil, err
 	}
 	j.Status = jobs.Status(status)
 	j.Inputs, j.Request, j.Exception, j.Usage = rawOrNil(inputs), rawOrNil(request), rawOrNil(exception), rawOrNil(usage)
 	j.Created, j.Updated = j.Created.UTC(), j.Updated.UTC()
+	if len(j.Saves) == 0 {
+		j.Saves = nil
+	}
 	if started != nil {
 		u := started.UTC()
 		j.Started = &u
@@ -90,7 +93,7 @@ func (s *Store) CreateJob(ctx context.Context, j *jobs.Job, ev *catalog.Event) (
 		// transaction's, which this one waits for), so a repeated
 		// submission sees the first one's job.
 		tag, err := t.tx.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'accepted', $13, $14, 0, $15, '', false, $16, $17, NULL, NULL, NULL, NULL, NULL)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'accepted', $13, $14, 0, $15, '', false, $16, $17, NULL, NULL, NULL, NULL, NULL, '{}', '')
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING`,
 			j.ID, j.Process, j.TwinCollection, j.TwinItem, j.TwinETag, j.Owner, j.TwinOwner, j.Batch, string(j.Inputs),
 			jsonOrNil(j.Request), j.IdempotencyKey, j.RequestHash, j.Message, j.Progress, j.MaxAttempts, j.Created, j.Updated)
@@ -259,9 +262,21 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Fi
 		return nil, catalog.Errorf(catalog.EINVALID, "a job ends successful, failed or dismissed, not %q", f.Status)
 	}
 	return s.changeJob(ctx, id, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
-	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8
+	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8, final_state = $9
 WHERE id = $1 AND status = 'running' AND attempt = $2`,
-		[]any{id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now}, ev, notRunningAt(attempt))
+		[]any{id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState}, ev, notRunningAt(attempt))
+}
+
+// RequestSave implements jobs.Store.
+func (s *Store) RequestSave(ctx context.Context, id, ref string, now time.Time) (*jobs.Job, error) {
+	return s.changeJob(ctx, id, `UPDATE jobs SET saves = array_append(saves, $2), updated = $3
+WHERE id = $1 AND status = 'running' AND NOT ($2 = ANY(saves))`, []any{id, ref, now}, nil, nil)
+}
+
+// SaveDone implements jobs.Store.
+func (s *Store) SaveDone(ctx context.Context, id, ref string) error {
+	_, err := s.changeJob(ctx, id, `UPDATE jobs SET saves = array_remove(saves, $2) WHERE id = $1 AND $2 = ANY(saves)`, []any{id, ref}, nil, nil)
+	return err
 }
 
 // DismissJob implements jobs.Store.

@@ -22,7 +22,7 @@ var _ jobs.Store = (*Store)(nil)
 
 const jobColumnList = `id, process, twin_collection, twin_item, twin_etag, owner, twin_owner, batch, inputs, request,
 idempotency_key, request_hash, status, message, progress, attempt, max_attempts, worker, dismiss_requested,
-created, updated, started, finished, results, exception, usage`
+created, updated, started, finished, results, exception, usage, saves, final_state`
 
 const selectJobSQL = "SELECT " + jobColumnList + " FROM jobs"
 
@@ -49,7 +49,7 @@ WHERE id = ? AND status = 'running' AND attempt = ?`
 // finishJobSQL ends the current attempt of a running job; a successful
 // job is complete, so its progress becomes 100.
 const finishJobSQL = `UPDATE jobs SET status = ?, message = ?, results = ?, exception = ?, usage = ?, finished = ?, updated = ?,
-progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END
+final_state = ?, progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END
 WHERE id = ? AND status = 'running' AND attempt = ?`
 
 // pendingJobsSQL selects the jobs the reconciler checks: those not
@@ -61,7 +61,7 @@ ORDER BY updated, id LIMIT ?`
 func scanJob(row interface{ Scan(...any) error }) (*jobs.Job, error) {
 	var (
 		j                                 jobs.Job
-		status, results                   string
+		status, results, saves            string
 		inputs, request, exception, usage []byte
 		created, updated                  int64
 		started, finished                 sql.NullInt64
@@ -69,7 +69,7 @@ func scanJob(row interface{ Scan(...any) error }) (*jobs.Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Process, &j.TwinCollection, &j.TwinItem, &j.TwinETag, &j.Owner, &j.TwinOwner, &j.Batch,
 		&inputs, &request, &j.IdempotencyKey, &j.RequestHash, &status, &j.Message, &j.Progress, &j.Attempt, &j.MaxAttempts,
-		&j.Worker, &dismissRequested, &created, &updated, &started, &finished, &results, &exception, &usage)
+		&j.Worker, &dismissRequested, &created, &updated, &started, &finished, &results, &exception, &usage, &saves, &j.FinalState)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,12 @@ func scanJob(row interface{ Scan(...any) error }) (*jobs.Job, error) {
 	}
 	if len(j.Results) == 0 {
 		j.Results = nil
+	}
+	if err := json.Unmarshal([]byte(saves), &j.Saves); err != nil {
+		return nil, catalog.Internal(fmt.Errorf("sqlite: job %q: saves: %w", j.ID, err))
+	}
+	if len(j.Saves) == 0 {
+		j.Saves = nil
 	}
 	j.Status = jobs.Status(status)
 	j.DismissRequested = dismissRequested != 0
@@ -340,7 +346,7 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Fi
 	err = s.updateJobs(ctx, func(t *Tx) error {
 		us := micros(now)
 		res, err := t.tx.ExecContext(ctx, finishJobSQL, string(f.Status), f.Message, string(rb), jsonText(f.Exception),
-			jsonText(f.Usage), us, us, string(f.Status), id, attempt)
+			jsonText(f.Usage), us, us, f.FinalState, string(f.Status), id, attempt)
 		if err != nil {
 			return dbError(err)
 		}
@@ -406,6 +412,40 @@ func (s *Store) PendingJobs(ctx context.Context, before time.Time, limit int) ([
 	limit = min(max(limit, 1), catalog.MaxPageSize)
 	us := micros(before)
 	return s.queryJobs(ctx, pendingJobsSQL, us, us, limit)
+}
+
+// RequestSave implements jobs.Store.
+func (s *Store) RequestSave(ctx context.Context, id, ref string, now time.Time) (*jobs.Job, error) {
+	var j *jobs.Job
+	err := s.updateJobs(ctx, func(t *Tx) error {
+		_, err := t.tx.ExecContext(ctx, `UPDATE jobs SET saves = json_insert(saves, '$[#]', ?), updated = ?
+WHERE id = ? AND status = 'running' AND NOT EXISTS (SELECT 1 FROM json_each(jobs.saves) WHERE value = ?)`, ref, micros(now), id, ref)
+		if err != nil {
+			return dbError(err)
+		}
+		j, err = getJob(ctx, t.tx, id)
+		return err
+	})
+	return j, err
+}
+
+// SaveDone implements jobs.Store.
+func (s *Store) SaveDone(ctx context.Context, id, ref string) error {
+	return s.updateJobs(ctx, func(t *Tx) error {
+		j, err := getJob(ctx, t.tx, id)
+		if err != nil {
+			return err
+		}
+		rest := []string{}
+		for _, x := range j.Saves {
+			if x != ref {
+				rest = append(rest, x)
+			}
+		}
+		b, _ := json.Marshal(rest)
+		_, err = t.tx.ExecContext(ctx, `UPDATE jobs SET saves = ? WHERE id = ?`, string(b), id)
+		return dbError(err)
+	})
 }
 
 // updateJobs runs fn in a transaction of Update.

@@ -35,6 +35,9 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobList", testJobList},
 		{"JobPending", testJobPending},
 		{"JobLog", testJobLog},
+		{"JobCountActive", testJobCountActive},
+		{"JobUsage", testJobUsage},
+		{"JobSaves", testJobSaves},
 		{"BatchRoundTrip", testBatchRoundTrip},
 		{"BatchRelease", testBatchRelease},
 		{"BatchReleaseRace", testBatchReleaseRace},
@@ -470,4 +473,48 @@ func testJobLog(t *testing.T, s JobStore) {
 	wantJobCode(t, err, catalog.ENOTFOUND, "ReadLog of an unknown job")
 	_, err = s.AppendLog(ctx(t), jobID(9), []jobs.LogEntry{line("x", "stdout", "x")}, 30)
 	wantJobCode(t, err, catalog.ENOTFOUND, "AppendLog of an unknown job")
+}
+
+// testJobSaves: saves asked of a running job wait in its Saves until
+// taken; a job that is not running takes none; the final state is kept
+// with the job's end.
+func testJobSaves(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	j, err := s.RequestSave(ctx(t), jobID(1), "snaps/s1", t0)
+	if err != nil || len(j.Saves) != 0 {
+		t.Fatalf("RequestSave of an accepted job = %v, %v; want no save", j.Saves, err)
+	}
+	if _, err := s.ClaimJob(ctx(t), jobID(1), 1, "w", t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"snaps/s1", "snaps/s2", "snaps/s1"} {
+		if j, err = s.RequestSave(ctx(t), jobID(1), ref, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(j.Saves, []string{"snaps/s1", "snaps/s2"}) || !j.Updated.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("saves %v (updated %v), want s1 and s2 once each", j.Saves, j.Updated)
+	}
+	if err := s.SaveDone(ctx(t), jobID(1), "snaps/s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveDone(ctx(t), jobID(1), "snaps/nope"); err != nil {
+		t.Fatal(err)
+	}
+	if got := getJob(t, s, jobID(1)).Saves; !slices.Equal(got, []string{"snaps/s2"}) {
+		t.Fatalf("saves after one was made: %v", got)
+	}
+	done, err := s.FinishJob(ctx(t), jobID(1), 1, jobs.Finish{Status: jobs.StatusSuccessful, FinalState: "jobs/" + jobID(1) + "/state.tar.gz"}, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.FinalState != "jobs/"+jobID(1)+"/state.tar.gz" || !slices.Equal(done.Saves, []string{"snaps/s2"}) {
+		t.Fatalf("finished job: final state %q, saves %v", done.FinalState, done.Saves)
+	}
+	if j, err = s.RequestSave(ctx(t), jobID(1), "snaps/s3", t0); err != nil || len(j.Saves) != 1 {
+		t.Fatalf("RequestSave of a finished job = %v, %v; want it unchanged", j.Saves, err)
+	}
+	_, err = s.RequestSave(ctx(t), jobID(9), "snaps/s1", t0)
+	wantJobCode(t, err, catalog.ENOTFOUND, "RequestSave of a missing job")
+	wantJobCode(t, s.SaveDone(ctx(t), jobID(9), "snaps/s1"), catalog.ENOTFOUND, "SaveDone of a missing job")
 }

@@ -26,6 +26,7 @@ func RunQuotas(t *testing.T, open func(t *testing.T) QuotaStore) {
 		{"QuotaRoundTrip", testQuotaRoundTrip},
 		{"QuotaInvalid", testQuotaInvalid},
 		{"QuotaAudit", testQuotaAudit},
+		{"QuotaJobLimits", testQuotaJobLimits},
 	})
 }
 

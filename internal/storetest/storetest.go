@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"BulkMissingCollection", testBulkMissingCollection},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"AssetBytes", testAssetBytes},
+		{"Expiry", testExpiry},
 	})
 }
 
