@@ -10,6 +10,10 @@ type Queue interface {
 	// EnqueueSave queues the save of a job that is not running into the
 	// snapshot item ref (<collection>/<item>). Codes: EUNAVAILABLE.
 	EnqueueSave(ctx context.Context, jobID, ref string) error
+	// Notify queues the callbacks of a job's change to status st, to
+	// the subscriber URIs of its request, if it has any.
+	// Codes: EUNAVAILABLE.
+	Notify(ctx context.Context, j *Job, st Status) error
 	// Lost reports whether a job the store holds as running has no task
 	// left that could still run it (its worker died on its last attempt,
 	// or the task is gone). Codes: EUNAVAILABLE.

@@ -173,6 +173,11 @@ func (s *Service) Dismiss(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	j, err := s.Store.DismissJob(ctx, id, now, NewEvent(cur, EventJobDismissed, now))
+	if err == nil && cur.Status == StatusAccepted && j.Status == StatusDismissed {
+		if err := s.Queue.Notify(ctx, j, StatusDismissed); err != nil && s.Logger != nil {
+			s.Logger.Warn("the callback of a dismissed job could not be queued", "job", j.ID, "err", err)
+		}
+	}
 	if err == nil && cur.Status == StatusAccepted && cur.Batch != "" {
 		// A queued job of a batch freed a slot for a held one.
 		if err := s.ReleaseBatch(ctx, cur.Batch); err != nil && s.Logger != nil {

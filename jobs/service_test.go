@@ -31,6 +31,8 @@ func (q *fakeQueue) Enqueue(_ context.Context, j *jobs.Job) error {
 
 func (q *fakeQueue) EnqueueSave(context.Context, string, string) error { return nil }
 
+func (q *fakeQueue) Notify(context.Context, *jobs.Job, jobs.Status) error { return nil }
+
 func (q *fakeQueue) Lost(context.Context, *jobs.Job) (bool, error) { return false, nil }
 
 func TestSubmit(t *testing.T) {

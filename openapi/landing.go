@@ -58,6 +58,7 @@ var ConformanceClasses = []string{
 	confProcessesOAS30,
 	confProcessesJobList,
 	confProcessesDismiss,
+	confProcessesCallback,
 }
 
 // LandingPage is the root of the catalog.

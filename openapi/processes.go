@@ -25,6 +25,7 @@ import (
 
 // OGC API – Processes conformance classes the server implements.
 const (
+	confProcessesCallback    = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/callback"
 	confProcessesCore        = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core"
 	confProcessesDescription = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description"
 	confProcessesJSON        = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json"
@@ -83,6 +84,16 @@ type ExecuteBody struct {
 	Inputs map[string]any `json:"inputs,omitempty" doc:"The inputs, as the process's description says (the twin's dt:parameters)."`
 	// Restore names a snapshot to start from.
 	Restore string `json:"restore,omitempty" doc:"A snapshot item, <collection>/<item>, whose state the run starts from." example:"twins-water-tank-snapshots/s1"`
+	// Subscriber names callback URIs.
+	Subscriber *Subscriber `json:"subscriber,omitempty" doc:"URLs the server POSTs to when the job starts (inProgressUri: its status), succeeds (successUri: its results) or fails or is dismissed (failedUri: the exception), retried with backoff. Internal addresses (loopback, private, link-local) are refused unless an administrator allows them."`
+}
+
+// Subscriber are the callback URIs of an execution (OGC API – Processes,
+// callback class).
+type Subscriber struct {
+	SuccessURI    string `json:"successUri,omitempty" format:"uri" maxLength:"2048"`
+	InProgressURI string `json:"inProgressUri,omitempty" format:"uri" maxLength:"2048"`
+	FailedURI     string `json:"failedUri,omitempty" format:"uri" maxLength:"2048"`
 }
 
 // StatusInfo is a job's status (OGC statusInfo).
@@ -375,6 +386,19 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*execute
 	if err := s.checkRestore(ctx, "/restore", req.Restore); err != nil {
 		return nil, err
 	}
+	if sub := in.Body.Subscriber; sub != nil {
+		for _, u := range []struct{ ptr, uri string }{
+			{"/subscriber/successUri", sub.SuccessURI}, {"/subscriber/inProgressUri", sub.InProgressURI}, {"/subscriber/failedUri", sub.FailedURI},
+		} {
+			if err := s.cfg.Callbacks.CheckURI(u.ptr, u.uri); err != nil {
+				return nil, err
+			}
+		}
+		req.Subscriber = &workers.Subscriber{SuccessURI: sub.SuccessURI, InProgressURI: sub.InProgressURI, FailedURI: sub.FailedURI}
+		req.BaseURL = s.baseURL(requestOf(ctx))
+	}
+	async, wait := parsePrefer(in.Prefer)
+	req.Sync = p.SyncExecute && !async
 	raw, _ := json.Marshal(req)
 	if err := s.checkJobLimits(ctx, CallerOf(ctx), 1); err != nil {
 		return nil, err
@@ -384,9 +408,8 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*execute
 	if err != nil {
 		return nil, err
 	}
-	async, wait := parsePrefer(in.Prefer)
 	out := &executeOutput{Status: http.StatusCreated}
-	if p.SyncExecute && !async {
+	if req.Sync {
 		if wait <= 0 || wait > s.syncWait() {
 			wait = s.syncWait()
 		}

@@ -67,6 +67,11 @@ func TestProcessesAndJobs(t *testing.T) {
 		if errs, _ := bad["errors"].([]any); len(errs) != 3 {
 			t.Fatalf("errors of wrong inputs: %v", bad)
 		}
+		// Callbacks to internal addresses are refused before anything runs.
+		for _, uri := range []string{"http://127.0.0.1:9/cb", "http://localhost/cb", "ftp://example.org/x", "http://169.254.169.254/"} {
+			b.problem(b.do("POST", "/processes/twins:water-tank/execution", map[string]any{"inputs": map[string]any{"inflow": 1, "outflow": 1},
+				"subscriber": map[string]any{"successUri": "https://hooks.example.org/ok", "failedUri": uri}}), 400, "/subscriber/failedUri")
+		}
 		if len(b.queue.queued) != 0 {
 			t.Fatalf("queued %v after a refused execution", b.queue.queued)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/twinstac/twinstac/internal/access"
 	"github.com/twinstac/twinstac/internal/events"
 	"github.com/twinstac/twinstac/jobs"
+	"github.com/twinstac/twinstac/workers"
 )
 
 // Version is the API version in the OpenAPI document.
@@ -46,6 +47,8 @@ type Config struct {
 	// SyncWait bounds how long a synchronous execution waits for its job
 	// before it answers as a job (DefaultSyncWait when 0).
 	SyncWait time.Duration
+	// Callbacks says which addresses subscriber callbacks may reach.
+	Callbacks workers.CallbackPolicy
 }
 
 // Deps are what the API needs to serve.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,6 +20,43 @@ const TaskRunJob = "twinstac:job:run"
 
 // DefaultQueue is the asynq queue jobs go to.
 const DefaultQueue = "jobs"
+
+// A job queue is three asynq queues, served by weighted priority: name
+// +"-critical" for what a caller waits on (synchronous runs, saves,
+// callbacks), name for single runs, and name+"-low" for the jobs of
+// batches, so that a large sweep does not hold up interactive runs.
+const (
+	criticalSuffix = "-critical"
+	lowSuffix      = "-low"
+)
+
+// Priorities are the weights of the three queues of a job queue: of ten
+// tasks a busy worker takes, about six critical, three single runs and
+// one batch job, as long as each queue has work.
+var Priorities = map[string]int{criticalSuffix: 6, "": 3, lowSuffix: 1}
+
+// QueuesOf returns the asynq queues of the job queue name with their
+// priorities, as a worker serves them.
+func QueuesOf(name string) map[string]int {
+	out := make(map[string]int, len(Priorities))
+	for suffix, w := range Priorities {
+		out[name+suffix] = w
+	}
+	return out
+}
+
+// queueOf is the asynq queue of a job: critical for a synchronous run,
+// low for a batch's job.
+func (q *Queue) queueOf(j *jobs.Job) string {
+	if j.Batch != "" {
+		return q.queue + lowSuffix
+	}
+	var req Request
+	if len(j.Request) > 0 && json.Unmarshal(j.Request, &req) == nil && req.Sync {
+		return q.queue + criticalSuffix
+	}
+	return q.queue
+}
 
 // TaskSaveJob is the type of the asynq task that saves the state a
 // finished job left into a snapshot item; its task id is the item's.
@@ -67,7 +105,7 @@ func (q *Queue) Close() error {
 func (q *Queue) Enqueue(ctx context.Context, j *jobs.Job) error {
 	payload, _ := json.Marshal(runPayload{Job: j.ID})
 	t := asynq.NewTask(TaskRunJob, payload,
-		asynq.TaskID(j.ID), asynq.Queue(q.queue), asynq.MaxRetry(max(j.MaxAttempts-1, 0)),
+		asynq.TaskID(j.ID), asynq.Queue(q.queueOf(j)), asynq.MaxRetry(max(j.MaxAttempts-1, 0)),
 		// The phases have timeouts of their own; this bounds the whole
 		// task (asynq's default would stop a run at 30 minutes). A dead
 		// worker is told by the task's lease, not by this.
@@ -82,7 +120,7 @@ func (q *Queue) Enqueue(ctx context.Context, j *jobs.Job) error {
 // EnqueueSave implements jobs.Queue.
 func (q *Queue) EnqueueSave(ctx context.Context, jobID, ref string) error {
 	payload, _ := json.Marshal(savePayload{Job: jobID, Snapshot: ref})
-	t := asynq.NewTask(TaskSaveJob, payload, asynq.TaskID("save:"+ref), asynq.Queue(q.queue), asynq.MaxRetry(5),
+	t := asynq.NewTask(TaskSaveJob, payload, asynq.TaskID("save:"+ref), asynq.Queue(q.queue+criticalSuffix), asynq.MaxRetry(5),
 		asynq.Timeout(q.MaxRun))
 	_, err := q.client.EnqueueContext(ctx, t)
 	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
@@ -94,7 +132,7 @@ func (q *Queue) EnqueueSave(ctx context.Context, jobID, ref string) error {
 // Lost implements jobs.Queue: a running job is lost when its task is
 // gone or archived (its retries spent).
 func (q *Queue) Lost(ctx context.Context, j *jobs.Job) (bool, error) {
-	info, err := q.inspector.GetTaskInfo(q.queue, j.ID)
+	info, err := q.inspector.GetTaskInfo(q.queueOf(j), j.ID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 		return true, nil
@@ -107,8 +145,9 @@ func (q *Queue) Lost(ctx context.Context, j *jobs.Job) (bool, error) {
 // Server is a worker: an asynq server whose handler runs jobs with a
 // Runner.
 type Server struct {
-	srv    *asynq.Server
-	runner *Runner
+	srv       *asynq.Server
+	runner    *Runner
+	callbacks *http.Client
 }
 
 // ServerConfig tunes a worker.
@@ -116,7 +155,7 @@ type ServerConfig struct {
 	// Concurrency is how many jobs run at once (default 2).
 	Concurrency int
 	// Queues are the asynq queues served, with their priorities
-	// (default: DefaultQueue only).
+	// (default: QueuesOf(DefaultQueue)).
 	Queues map[string]int
 	// ShutdownTimeout is how long a stopping worker waits for running
 	// jobs before it gives their tasks back to the queue (default 10 s).
@@ -131,6 +170,8 @@ type ServerConfig struct {
 	RetryDelay func(n int) time.Duration
 	// Logger receives asynq's own log lines (default: asynq's).
 	Logger asynq.Logger
+	// Callbacks says which addresses subscriber callbacks may reach.
+	Callbacks CallbackPolicy
 }
 
 // NewServer returns a worker that runs jobs with runner.
@@ -139,7 +180,7 @@ func NewServer(conn asynq.RedisConnOpt, runner *Runner, c ServerConfig) *Server 
 		c.Concurrency = 2
 	}
 	if len(c.Queues) == 0 {
-		c.Queues = map[string]int{DefaultQueue: 1}
+		c.Queues = QueuesOf(DefaultQueue)
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -159,7 +200,7 @@ func NewServer(conn asynq.RedisConnOpt, runner *Runner, c ServerConfig) *Server 
 		RetryDelayFunc:    func(n int, _ error, _ *asynq.Task) time.Duration { return delay(n) },
 		Logger:            c.Logger,
 	})
-	return &Server{srv: srv, runner: runner}
+	return &Server{srv: srv, runner: runner, callbacks: c.Callbacks.Client(10 * time.Second)}
 }
 
 // Start starts the worker; Shutdown stops it.
@@ -167,6 +208,7 @@ func (s *Server) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TaskRunJob, s.handle)
 	mux.HandleFunc(TaskSaveJob, s.handleSave)
+	mux.HandleFunc(TaskCallback, s.handleCallback)
 	return s.srv.Start(mux)
 }
 
@@ -207,4 +249,12 @@ func (s *Server) handleSave(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	return err
+}
+
+func (s *Server) handleCallback(ctx context.Context, t *asynq.Task) error {
+	var p callbackPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.URL == "" {
+		return fmt.Errorf("%w: payload %q is not a callback", asynq.SkipRetry, t.Payload())
+	}
+	return deliver(ctx, s.callbacks, p)
 }

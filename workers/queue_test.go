@@ -1,6 +1,7 @@
 package workers_test
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func setupQueue(t *testing.T, conn asynq.RedisConnOpt) (*runnerSetup, *workers.Q
 // startWorker starts a worker on a queue, stopped when the test ends.
 func startWorker(t *testing.T, conn asynq.RedisConnOpt, s *runnerSetup, queue string) {
 	t.Helper()
-	srv := workers.NewServer(conn, s.runner, workers.ServerConfig{Concurrency: 2, Queues: map[string]int{queue: 1}})
+	srv := workers.NewServer(conn, s.runner, workers.ServerConfig{Concurrency: 2, Queues: workers.QueuesOf(queue)})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,5 +151,41 @@ func TestReconciler(t *testing.T) {
 				t.Fatalf("second pass: %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestQueuePriorities: a synchronous run goes to the critical queue, a
+// batch's job to the low one, others to the job queue; a worker serves
+// all three, weighted.
+func TestQueuePriorities(t *testing.T) {
+	t.Parallel()
+	conn := redisConns(t)["miniredis"]
+	s, q, queue := setupQueue(t, conn)
+	sync, _ := json.Marshal(workers.Request{Sync: true})
+	plain := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 2})
+	fast := s.submitRequest(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 2}, sync)
+	swept := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 2})
+	swept.Batch = "b1" // as a batch's job is stored
+	insp := asynq.NewInspector(conn)
+	defer func() { _ = insp.Close() }()
+	for want, j := range map[string]*jobs.Job{queue: plain, queue + "-critical": fast, queue + "-low": swept} {
+		if err := q.Enqueue(t.Context(), j); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := insp.GetTaskInfo(want, j.ID); err != nil {
+			t.Fatalf("job %s is not in queue %s: %v", j.ID, want, err)
+		}
+		if lost, err := q.Lost(t.Context(), j); err != nil || lost {
+			t.Fatalf("a queued job is lost: %v, %v", lost, err)
+		}
+	}
+	if got := workers.QueuesOf(queue); got[queue+"-critical"] <= got[queue] || got[queue] <= got[queue+"-low"] || got[queue+"-low"] < 1 {
+		t.Fatalf("priorities %v", got)
+	}
+	startWorker(t, conn, s, queue)
+	for _, j := range []*jobs.Job{plain, fast} {
+		if got := waitJob(t, s, j.ID); got.Status != jobs.StatusSuccessful {
+			t.Fatalf("job %s: %s", j.ID, got.Status)
+		}
 	}
 }

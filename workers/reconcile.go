@@ -84,9 +84,12 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 			} else {
 				f.Exception = exception(f.Message)
 			}
-			_, err = r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobs.NewEvent(j, jobs.EventType(f.Status), r.now()))
+			done, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, r.now(), jobs.NewEvent(j, jobs.EventType(f.Status), r.now()))
 			if err != nil && catalog.ErrorCode(err) != catalog.ECONFLICT {
 				return n, err
+			}
+			if err == nil {
+				_ = r.Queue.Notify(ctx, done, f.Status)
 			}
 			n++
 		}

@@ -67,6 +67,12 @@ type Request struct {
 	// BatchMaxParallel is the parallelism limit of the job's batch: when
 	// set, the job's end frees a slot for a held job of the batch.
 	BatchMaxParallel int `json:"batchMaxParallel,omitempty"`
+	// Subscriber are the callback URIs of the execution, and BaseURL the
+	// API's URL the callbacks' links start with.
+	Subscriber *Subscriber `json:"subscriber,omitempty"`
+	BaseURL    string      `json:"baseUrl,omitempty"`
+	// Sync marks a run its caller waits for: it goes before others.
+	Sync bool `json:"sync,omitempty"`
 }
 
 // ResultsCollection is the default collection of a twin's results: one
@@ -98,6 +104,7 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		}
 		return err
 	}
+	r.notify(ctx, j, jobs.StatusRunning)
 	var req Request
 	if len(j.Request) > 0 {
 		if err := json.Unmarshal(j.Request, &req); err != nil {
@@ -280,15 +287,29 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 	// The job ends even when the worker is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	now := r.now()
-	_, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
+	done, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
 		return nil // a newer attempt took the job over
 	}
 	if err != nil {
 		return err
 	}
+	r.notify(ctx, done, f.Status)
 	r.release(ctx, j)
 	return nil
+}
+
+// notify queues the callbacks of a job's change; one that cannot be
+// queued is lost (and logged in the job's log when it is open).
+func (r *Runner) notify(ctx context.Context, j *jobs.Job, st jobs.Status) {
+	if r.Queue == nil {
+		return
+	}
+	if err := r.Queue.Notify(ctx, j, st); err != nil {
+		if jl, ok := r.open.Load(j.ID); ok {
+			jl.(*JobLog).System("", "the callback could not be queued: "+err.Error())
+		}
+	}
 }
 
 // release queues the next held jobs of a limited batch whose job ended.

@@ -91,10 +91,16 @@ func (s *runnerSetup) publishTwin(t *testing.T, id, dir string) {
 
 func (s *runnerSetup) submit(t *testing.T, twin string, inputs map[string]any) *jobs.Job {
 	t.Helper()
+	return s.submitRequest(t, twin, inputs, nil)
+}
+
+// submitRequest stores an accepted job of a twin with its request.
+func (s *runnerSetup) submitRequest(t *testing.T, twin string, inputs map[string]any, request json.RawMessage) *jobs.Job {
+	t.Helper()
 	in, _ := json.Marshal(inputs)
 	now := time.Now().UTC()
 	j := &jobs.Job{ID: uuid.Must(uuid.NewV7()).String(), Process: "twins:" + twin, TwinCollection: "twins", TwinItem: twin,
-		TwinETag: "x", Owner: "ana", TwinOwner: "olga", Inputs: in, Status: jobs.StatusAccepted, Progress: -1,
+		TwinETag: "x", Owner: "ana", TwinOwner: "olga", Inputs: in, Request: request, Status: jobs.StatusAccepted, Progress: -1,
 		MaxAttempts: 3, Created: now, Updated: now}
 	got, _, err := s.store.CreateJob(t.Context(), j, nil)
 	if err != nil {

@@ -250,7 +250,7 @@ func (b *benchJobs) throughput(ctx context.Context, e *benchJobsEnv, run int, lo
 	defer q.Close()
 	svc := &jobs.Service{Store: e.store, Queue: q}
 	runner := &workers.Runner{Jobs: e.store, Catalog: e.cat, Executor: noopExecutor{dir: e.work}, Worker: "bench"}
-	srv := workers.NewServer(e.conn, runner, workers.ServerConfig{Concurrency: b.concurrency, Queues: map[string]int{queue: 1}, Logger: logger})
+	srv := workers.NewServer(e.conn, runner, workers.ServerConfig{Concurrency: b.concurrency, Queues: workers.QueuesOf(queue), Logger: logger})
 	if err := srv.Start(); err != nil {
 		return 0, err
 	}
@@ -348,7 +348,7 @@ func (b *benchJobs) latencies(ctx context.Context, e *benchJobsEnv, run int, log
 	defer q.Close()
 	svc := &jobs.Service{Store: e.store, Queue: q}
 	runner := &workers.Runner{Jobs: e.store, Catalog: e.cat, Worker: "bench", Executor: &workers.Local{Root: e.work, PhaseTimeout: time.Minute}}
-	srv := workers.NewServer(e.conn, runner, workers.ServerConfig{Concurrency: 1, Queues: map[string]int{queue: 1}, Logger: logger})
+	srv := workers.NewServer(e.conn, runner, workers.ServerConfig{Concurrency: 1, Queues: workers.QueuesOf(queue), Logger: logger})
 	if err := srv.Start(); err != nil {
 		return nil, nil, err
 	}

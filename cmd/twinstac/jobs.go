@@ -61,15 +61,21 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 		conn = asynq.RedisClientOpt{Addr: m.Addr()}
 		log.Info("job queue on an in-process Redis; queued jobs do not outlive the server, the reconciler queues them again", "addr", m.Addr())
 	}
+	allow, err := workers.ParseCallbackAllow(cfg.CallbackAllow)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("--callback-allow: %w", err)
+	}
 	queue := workers.NewQueue(conn, "")
 	rt.stop = append(rt.stop, func() { _ = queue.Close() })
 	rt.service = &jobs.Service{Store: store, Queue: queue, Logger: log}
 	if cfg.Workers > 0 {
 		runner := &workers.Runner{
-			Jobs: store, Catalog: cat, Worker: workerName(),
+			Jobs: store, Catalog: cat, Worker: workerName(), Queue: queue,
 			Executor: &workers.Local{Root: filepath.Join(cfg.DataDir, "work"), PhaseTimeout: cfg.PhaseTimeout},
 		}
-		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Logger: asynqLogger{log}})
+		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Logger: asynqLogger{log},
+			Callbacks: workers.CallbackPolicy{Allow: allow}})
 		if err := srv.Start(); err != nil {
 			rt.Close()
 			return nil, fmt.Errorf("starting the worker: %w", err)

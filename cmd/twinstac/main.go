@@ -210,6 +210,10 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		}
 		log.Info("OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
 	}
+	callbackAllow, err := workers.ParseCallbackAllow(cfg.CallbackAllow)
+	if err != nil {
+		return fmt.Errorf("--callback-allow: %w", err)
+	}
 	jobRT, err := startJobs(ctx, cfg, st, svc, log)
 	if err != nil {
 		return err
@@ -234,6 +238,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		PrivateMetrics:     cfg.PrivateMetrics,
 		CountBudget:        countBudget(cfg.CountBudget),
 		SyncWait:           cfg.SyncWait,
+		Callbacks:          workers.CallbackPolicy{Allow: callbackAllow},
 	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Jobs: jobRT.service, Events: evRT.hub, Ready: func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err

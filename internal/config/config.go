@@ -49,6 +49,9 @@ type Server struct {
 	OIDCGroupsClaim string
 	// SyncWait bounds how long a synchronous execution waits for its job.
 	SyncWait time.Duration
+	// CallbackAllow are the internal networks (CIDRs or addresses)
+	// subscriber callbacks may reach; by default none.
+	CallbackAllow []string
 	// RedisURL is the Redis of the job queue; empty runs one in process.
 	RedisURL string
 	// NATSURL is the NATS server (JetStream enabled) events are
@@ -132,8 +135,11 @@ func (c *Server) WorkerFlags(fs *pflag.FlagSet) {
 	c.phaseFlag(fs)
 }
 
+// phaseFlag registers the flags of how jobs run, which servers and
+// workers share.
 func (c *Server) phaseFlag(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "how long each lifecycle phase of a job may run")
+	fs.StringSliceVar(&c.CallbackAllow, "callback-allow", c.CallbackAllow, "internal networks (CIDRs or addresses, e.g. 10.1.0.0/16) job callbacks may reach; loopback, private and link-local addresses are refused otherwise")
 }
 
 // EnvName returns the environment variable of a flag.
