@@ -48,6 +48,10 @@ type Runner struct {
 	// that a job's log is complete before the job ends: who sees it end
 	// may read the whole log.
 	open sync.Map
+	// collections holds the results and snapshots collections known to
+	// exist; twins the twins' published versions (immutable), by
+	// <collection>/<item>@<etag>.
+	collections, twins sync.Map
 }
 
 func (r *Runner) now() time.Time {
@@ -164,8 +168,14 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		}
 	}
 	// Saves asked until the job ended are made once it has, in its
-	// workspace (deferred after Cleanup's defer, so run before it).
-	defer r.afterFinish(ctx, j.ID, live)
+	// workspace, before Cleanup.
+	end := func(f jobs.Finish) error {
+		done, err := r.finishJob(ctx, j, f)
+		if done != nil && len(done.Saves) > 0 {
+			r.afterFinish(ctx, done, live)
+		}
+		return err
+	}
 	usage := usageOf(out)
 	if ctx.Err() != nil {
 		// The worker is shutting down: the attempt is abandoned and the
@@ -179,12 +189,12 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 	final := r.keepFinalState(ctx, j, out)
 	select {
 	case <-dismissed:
-		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed", Usage: usage, FinalState: final})
+		return end(jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed", Usage: usage, FinalState: final})
 	default:
 	}
 	if f := out.Failed(); f != nil || !out.Succeeded {
 		msg := describeFailure(f)
-		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
+		return end(jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
 	}
 	ref, err := r.publish(ctx, j, req, twin, out, started)
 	if err != nil {
@@ -192,9 +202,9 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 			return err
 		}
 		msg := "the results could not be published: " + err.Error()
-		return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
+		return end(jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
 	}
-	return r.finish(ctx, j, jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage, FinalState: final})
+	return end(jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage, FinalState: final})
 }
 
 // watch polls the store for what is asked of a running job: a
@@ -281,6 +291,13 @@ func (r *Runner) GiveUp(ctx context.Context, jobID string, attempt int, cause er
 }
 
 func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
+	_, err := r.finishJob(ctx, j, f)
+	return err
+}
+
+// finishJob ends a job and returns it as ended (nil when a newer
+// attempt took it over).
+func (r *Runner) finishJob(ctx context.Context, j *jobs.Job, f jobs.Finish) (*jobs.Job, error) {
 	if jl, ok := r.open.Load(j.ID); ok {
 		_ = jl.(*JobLog).Close()
 	}
@@ -289,14 +306,14 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 	now := r.now()
 	done, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
-		return nil // a newer attempt took the job over
+		return nil, nil // a newer attempt took the job over
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.notify(ctx, done, f.Status)
 	r.release(ctx, j)
-	return nil
+	return done, nil
 }
 
 // notify queues the callbacks of a job's change; one that cannot be
@@ -329,7 +346,7 @@ func (r *Runner) release(ctx context.Context, j *jobs.Job) {
 // prepare resolves the job's twin, the items it uses and the snapshot to
 // restore into a Run.
 func (r *Runner) prepare(ctx context.Context, j *jobs.Job, req Request) (*Run, *catalog.Item, error) {
-	twin, err := r.Catalog.GetItem(ctx, j.TwinCollection, j.TwinItem)
+	twin, err := r.twin(ctx, j)
 	if err != nil {
 		return nil, nil, fmt.Errorf("twin %s/%s: %w", j.TwinCollection, j.TwinItem, err)
 	}
@@ -378,6 +395,23 @@ func (r *Runner) prepare(ctx context.Context, j *jobs.Job, req Request) (*Run, *
 		}
 	}
 	return run, twin, nil
+}
+
+// twin returns the twin a job runs. A published version never changes,
+// so the version the job names is read once per worker.
+func (r *Runner) twin(ctx context.Context, j *jobs.Job) (*catalog.Item, error) {
+	key := jobs.Ref(j.TwinCollection, j.TwinItem) + "@" + j.TwinETag
+	if it, ok := r.twins.Load(key); ok {
+		return it.(*catalog.Item), nil
+	}
+	it, err := r.Catalog.GetItem(ctx, j.TwinCollection, j.TwinItem)
+	if err != nil {
+		return nil, err
+	}
+	if it.ETag == j.TwinETag && it.State == catalog.StatePublished {
+		r.twins.Store(key, it)
+	}
+	return it, nil
 }
 
 // SnapshotAsset is the asset key of a snapshot item's state archive.
@@ -467,12 +501,14 @@ func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *ca
 	ref := jobs.Ref(coll, id)
 	// A retried attempt may find the result of one that died after
 	// publishing it.
-	if it, err := r.Catalog.GetItem(ctx, coll, id); err == nil {
-		if it.State == catalog.StatePublished {
-			return ref, nil
-		}
-		if err := r.Catalog.DeleteItem(ctx, coll, id, nil); err != nil {
-			return "", err
+	if j.Attempt > 1 {
+		if it, err := r.Catalog.GetItem(ctx, coll, id); err == nil {
+			if it.State == catalog.StatePublished {
+				return ref, nil
+			}
+			if err := r.Catalog.DeleteItem(ctx, coll, id, nil); err != nil {
+				return "", err
+			}
 		}
 	}
 	ended := r.now()
@@ -515,12 +551,28 @@ func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *ca
 			}
 		}
 	}
+	// Without files the item is made published at once; with files, as a
+	// draft that is published once they are all there.
+	if len(out.Outputs) == 0 {
+		doc["properties"].(map[string]any)[catalog.PropState] = catalog.StatePublished
+	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return "", err
 	}
-	if _, err := r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true}); err != nil {
+	_, err = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true, MayPublish: true})
+	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+		// The collection was deleted since this worker made sure of it.
+		r.collections.Delete(coll)
+		if err = r.ensureResults(ctx, coll, j, twin); err == nil {
+			_, err = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true, MayPublish: true})
+		}
+	}
+	if err != nil {
 		return "", err
+	}
+	if len(out.Outputs) == 0 {
+		return ref, nil
 	}
 	for _, f := range out.Outputs {
 		if err := r.putOutput(ctx, coll, id, out, f); err != nil {
@@ -566,5 +618,12 @@ func (r *Runner) putOutput(ctx context.Context, coll, id string, out *Outcome, f
 // ensureResults creates the results collection when it is missing,
 // owned by the twin's owner and private, as the twin's collection.
 func (r *Runner) ensureResults(ctx context.Context, coll string, j *jobs.Job, twin *catalog.Item) error {
-	return ensureCollection(ctx, r.Catalog, coll, j.TwinOwner, "Results of runs of the twin "+jobs.Ref(twin.Collection, twin.ID)+".")
+	if _, ok := r.collections.Load(coll); ok {
+		return nil
+	}
+	if err := ensureCollection(ctx, r.Catalog, coll, j.TwinOwner, "Results of runs of the twin "+jobs.Ref(twin.Collection, twin.ID)+"."); err != nil {
+		return err
+	}
+	r.collections.Store(coll, true)
+	return nil
 }

@@ -170,12 +170,8 @@ func (r *Runner) keepFinalState(ctx context.Context, j *jobs.Job, out *Outcome) 
 
 // afterFinish makes the saves still asked of a job that just ended, in
 // its workspace, which is still there.
-func (r *Runner) afterFinish(ctx context.Context, jobID string, live *liveRun) {
+func (r *Runner) afterFinish(ctx context.Context, j *jobs.Job, live *liveRun) {
 	ctx = context.WithoutCancel(ctx)
-	j, err := r.Jobs.GetJob(ctx, jobID)
-	if err != nil || len(j.Saves) == 0 {
-		return
-	}
 	log := NewJobLog(r.Jobs, j.ID, j.Attempt, r.MaxLogBytes, 0)
 	defer func() { _ = log.Close() }()
 	if live.get() != nil {

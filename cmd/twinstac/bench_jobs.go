@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type benchJobs struct {
 	submitters, runs      int
 	latency               int
 	keep                  bool
+	cpuProfile            string
 }
 
 func newBenchJobs(stdout, stderr io.Writer) *cobra.Command {
@@ -40,12 +42,12 @@ func newBenchJobs(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Measure the job pipeline, each run on a new, empty database:
 
 - throughput: --jobs jobs of a no-op twin (an executor that starts no
-  process, for this benchmark only) submitted through the job service by
-  --submitters goroutines and run by a worker of --concurrency, from the
-  first submission until no job is left unfinished: jobs/s. Every job is
+  process, for this benchmark only) submitted as one batch through the
+  job service and run by a worker of --concurrency, from the submission
+  until no job is left unfinished: jobs/s. Every job is
   stored, queued, claimed, published as a result item and finished, as a
-  real one is. Then asynq alone on the same Redis, same concurrency and
-  submitters, with a handler that does nothing: tasks/s, and our figure
+  real one is. Then asynq alone on the same Redis, same concurrency,
+  tasks enqueued by --submitters goroutines, with a handler that does nothing: tasks/s, and our figure
   as a share of it.
 - latency: --latency single jobs of a one-line shell twin, one at a time
   on an idle system with the local executor: submit → running (the job's
@@ -66,6 +68,7 @@ Without --database-url the runs use SQLite in a temporary folder; without
 	f.IntVar(&b.runs, "runs", b.runs, "number of runs")
 	f.IntVar(&b.latency, "latency", b.latency, "single jobs timed per run for the latency figures (0: none)")
 	f.BoolVar(&b.keep, "keep", false, "keep the run databases")
+	f.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput runs to the file")
 	return cmd
 }
 
@@ -182,7 +185,20 @@ func (b *benchJobs) run(ctx context.Context, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if b.cpuProfile != "" && run == 1 {
+			pf, err := os.Create(b.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer pf.Close()
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return err
+			}
+		}
 		rate, err := b.throughput(ctx, e, run, quiet)
+		if b.cpuProfile != "" && run == 1 {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			e.close()
 			return err
@@ -255,11 +271,14 @@ func (b *benchJobs) throughput(ctx context.Context, e *benchJobsEnv, run int, lo
 		return 0, err
 	}
 	defer srv.Shutdown()
+	// One batch, as a what-if sweep is submitted.
+	sets := make([]map[string]any, b.jobs)
+	for i := range sets {
+		sets[i] = map[string]any{"n": i}
+	}
 	start := time.Now()
-	if err := b.submitAll(func() error {
-		_, _, err := svc.Submit(ctx, jobs.Submission{Process: p, Owner: "bench", Inputs: map[string]any{"n": 1}})
-		return err
-	}); err != nil {
+	if _, err := svc.SubmitBatch(ctx, jobs.BatchSubmission{Process: p, Owner: "bench", InputSets: sets,
+		ResultsCollection: workers.ResultsCollection(p.Collection, p.Item)}); err != nil {
 		return 0, err
 	}
 	if err := waitFinal(ctx, e.store, 10*time.Minute); err != nil {
