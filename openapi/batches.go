@@ -21,13 +21,14 @@ import (
 // BatchBody is a batch request: a process and either a sweep over
 // parameter values or a list of input sets.
 type BatchBody struct {
-	Process     string           `json:"process" example:"twins:water-tank" doc:"The process id, <collection>:<item> of the twin."`
-	Inputs      map[string]any   `json:"inputs,omitempty" doc:"Base inputs every job gets (an input set's own values win)."`
-	Sweep       map[string][]any `json:"sweep,omitempty" doc:"Parameters to sweep over, each with its values: one job per combination (mode product) or per position (mode zip)."`
-	Mode        string           `json:"mode,omitempty" enum:"product,zip" doc:"How a sweep combines its values: every combination (product, the default) or the i-th value of each (zip)."`
-	InputSets   []map[string]any `json:"inputSets,omitempty" doc:"The inputs of each job, instead of a sweep."`
-	MaxParallel int              `json:"maxParallel,omitempty" minimum:"0" doc:"How many of the batch's jobs may be queued or run at once; 0 or absent: no limit."`
-	Restore     string           `json:"restore,omitempty" doc:"A snapshot item, <collection>/<item>, every job starts from."`
+	Process           string           `json:"process" example:"twins:water-tank" doc:"The process id, <collection>:<item> of the twin."`
+	Inputs            map[string]any   `json:"inputs,omitempty" doc:"Base inputs every job gets (an input set's own values win)."`
+	Sweep             map[string][]any `json:"sweep,omitempty" doc:"Parameters to sweep over, each with its values: one job per combination (mode product) or per position (mode zip)."`
+	Mode              string           `json:"mode,omitempty" enum:"product,zip" doc:"How a sweep combines its values: every combination (product, the default) or the i-th value of each (zip)."`
+	InputSets         []map[string]any `json:"inputSets,omitempty" doc:"The inputs of each job, instead of a sweep."`
+	MaxParallel       int              `json:"maxParallel,omitempty" minimum:"0" doc:"How many of the batch's jobs may be queued or run at once; 0 or absent: no limit."`
+	Restore           string           `json:"restore,omitempty" doc:"A snapshot item, <collection>/<item>, every job starts from."`
+	ResultsCollection string           `json:"resultsCollection,omitempty" doc:"A collection the caller may create items in, for the jobs' result items; by default the twin's results collection."`
 }
 
 // BatchCounts are a batch's jobs by status.
@@ -172,8 +173,14 @@ func (s *Server) submitBatch(ctx context.Context, body *BatchBody) (*batchOutput
 	if err := s.checkRestore(ctx, "/restore", body.Restore); err != nil {
 		return nil, err
 	}
+	if err := s.checkResultsCollection(ctx, "/resultsCollection", body.ResultsCollection); err != nil {
+		return nil, err
+	}
 	sub := jobs.BatchSubmission{Process: p, Owner: CallerOf(ctx).User, MaxParallel: body.MaxParallel,
-		ResultsCollection: workers.ResultsCollection(p.Collection, p.Item)}
+		ResultsCollection: body.ResultsCollection}
+	if sub.ResultsCollection == "" {
+		sub.ResultsCollection = workers.ResultsCollection(p.Collection, p.Item)
+	}
 	if len(body.Sweep) > 0 {
 		sets, err := jobs.ExpandSweep(body.Inputs, body.Sweep, body.Mode)
 		if err != nil {

@@ -84,6 +84,8 @@ type ExecuteBody struct {
 	Inputs map[string]any `json:"inputs,omitempty" doc:"The inputs, as the process's description says (the twin's dt:parameters)."`
 	// Restore names a snapshot to start from.
 	Restore string `json:"restore,omitempty" doc:"A snapshot item, <collection>/<item>, whose state the run starts from." example:"twins-water-tank-snapshots/s1"`
+	// ResultsCollection is where the result item goes.
+	ResultsCollection string `json:"resultsCollection,omitempty" doc:"A collection the caller may create items in, for the result item; by default the twin's results collection, <collection>-<twin>-results." example:"my-water-tank-runs"`
 	// Subscriber names callback URIs.
 	Subscriber *Subscriber `json:"subscriber,omitempty" doc:"URLs the server POSTs to when the job starts (inProgressUri: its status), succeeds (successUri: its results) or fails or is dismissed (failedUri: the exception), retried with backoff. Internal addresses (loopback, private, link-local) are refused unless an administrator allows them."`
 }
@@ -167,6 +169,7 @@ type statusOutput struct {
 type listJobsInput struct {
 	ProcessID []string `query:"processID,explode" doc:"Only jobs of these processes."`
 	Status    []string `query:"status,explode" enum:"accepted,running,successful,failed,dismissed" doc:"Only jobs in these statuses."`
+	Datetime  string   `query:"datetime" doc:"Only jobs created at this instant or in this interval (start/end, either open: ../end, start/..), RFC 3339." example:"2026-01-01T00:00:00Z/.."`
 	Limit     int      `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 	Token     string   `query:"token" doc:"The page token of a next link (the last job id of the page before)."`
 }
@@ -382,8 +385,11 @@ func (s *Server) executeProcess(ctx context.Context, in *executeInput) (*execute
 	if err != nil {
 		return nil, err
 	}
-	req := workers.Request{Restore: in.Body.Restore}
+	req := workers.Request{Restore: in.Body.Restore, ResultsCollection: in.Body.ResultsCollection}
 	if err := s.checkRestore(ctx, "/restore", req.Restore); err != nil {
+		return nil, err
+	}
+	if err := s.checkResultsCollection(ctx, "/resultsCollection", req.ResultsCollection); err != nil {
 		return nil, err
 	}
 	if sub := in.Body.Subscriber; sub != nil {
@@ -512,6 +518,25 @@ func (s *Server) runnableProcess(ctx context.Context, id string) (*jobs.Process,
 	return p, nil
 }
 
+// checkResultsCollection checks that the caller may have results put
+// into a collection ("" is the twin's default): it exists and the caller
+// may create items in it. Codes: EINVALID at ptr, EFORBIDDEN.
+func (s *Server) checkResultsCollection(ctx context.Context, ptr, id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := catalog.CheckID(ptr, id); err != nil {
+		return err
+	}
+	if _, err := s.writableCollection(ctx, id, access.ActionCreate, access.ItemResource(id, "*")); err != nil {
+		if catalog.ErrorCode(err) == catalog.ENOTFOUND {
+			return catalog.Invalid(ptr, "collection %q not found: create it first, or leave resultsCollection out for the twin's own", id)
+		}
+		return err
+	}
+	return nil
+}
+
 // checkRestore checks that a run's restore names a snapshot the caller
 // may read ("" restores nothing). Codes: EINVALID at ptr.
 func (s *Server) checkRestore(ctx context.Context, ptr, restore string) error {
@@ -604,6 +629,9 @@ func (s *Server) listJobs(ctx context.Context, in *listJobsInput) (*jobListOutpu
 	for _, st := range in.Status {
 		q.Statuses = append(q.Statuses, jobs.Status(st))
 	}
+	if q.CreatedFrom, q.CreatedTo, err = catalog.ParseInterval("query.datetime", in.Datetime); err != nil {
+		return nil, err
+	}
 	list, err := svc.Store.ListJobs(ctx, q)
 	if err != nil {
 		return nil, err
@@ -620,6 +648,9 @@ func (s *Server) listJobs(ctx context.Context, in *listJobsInput) (*jobListOutpu
 		}
 		for _, st := range in.Status {
 			v.Add("status", st)
+		}
+		if in.Datetime != "" {
+			v.Set("datetime", in.Datetime)
 		}
 		out.Links = append(out.Links, LinkObject{Rel: "next", Href: base + "/jobs?" + v.Encode(), Type: mediaJSON})
 	}

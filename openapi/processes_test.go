@@ -3,6 +3,7 @@ package openapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,6 +188,15 @@ func TestProcessesAndJobs(t *testing.T) {
 		if js, _ := jl["jobs"].([]any); len(js) != 2 || js[1].(map[string]any)["jobID"] != id {
 			t.Fatalf("successful jobs: %v", jl)
 		}
+		// By creation time: every job now, none before the first.
+		created := st["created"].(string)
+		if js := b.want(b.do("GET", "/jobs?datetime="+url.QueryEscape(created+"/.."), nil), 200).json(t)["jobs"].([]any); len(js) != 3 {
+			t.Fatalf("jobs created from the first: %d", len(js))
+		}
+		if js := b.want(b.do("GET", "/jobs?datetime=../2000-01-01T00:00:00Z", nil), 200).json(t)["jobs"].([]any); len(js) != 0 {
+			t.Fatalf("jobs created before 2000: %d", len(js))
+		}
+		b.problem(b.do("GET", "/jobs?datetime=yesterday", nil), 400, "")
 		all := b.want(b.do("GET", "/jobs?limit=1", nil), 200).json(t)
 		if js, _ := all["jobs"].([]any); len(js) != 1 || js[0].(map[string]any)["jobID"] != second["jobID"] {
 			t.Fatalf("newest job first: %v", all)

@@ -71,5 +71,14 @@ func TestSyncExecution(t *testing.T) {
 		}
 		// A twin that does not allow it is never run synchronously.
 		b.want(b.do("POST", "/processes/async:only/execution", map[string]any{}), 201)
+
+		// The results go where the run says, into a collection the caller
+		// may add items to.
+		b.problem(b.do("POST", "/processes/quick:ok/execution", map[string]any{"resultsCollection": "my-runs"}), 400, "/resultsCollection")
+		b.want(b.do("POST", "/collections", collectionDoc("my-runs")), 201)
+		res = b.want(b.do("POST", "/processes/quick:ok/execution", map[string]any{"resultsCollection": "my-runs"}), 200).json(t)
+		if href, _ := res["result"].(map[string]any)["href"].(string); !strings.HasPrefix(href, b.base+"/collections/my-runs/items/") {
+			t.Fatalf("results into my-runs: %v", res)
+		}
 	})
 }

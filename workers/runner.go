@@ -621,7 +621,13 @@ func (r *Runner) ensureResults(ctx context.Context, coll string, j *jobs.Job, tw
 	if _, ok := r.collections.Load(coll); ok {
 		return nil
 	}
-	if err := ensureCollection(ctx, r.Catalog, coll, j.TwinOwner, "Results of runs of the twin "+jobs.Ref(twin.Collection, twin.ID)+"."); err != nil {
+	// The twin's own results collection is its owner's; another one,
+	// named by the run (and gone since), is made again as who ran it.
+	owner := j.TwinOwner
+	if coll != ResultsCollection(j.TwinCollection, j.TwinItem) {
+		owner = j.Owner
+	}
+	if err := ensureCollection(ctx, r.Catalog, coll, owner, "Results of runs of the twin "+jobs.Ref(twin.Collection, twin.ID)+"."); err != nil {
 		return err
 	}
 	r.collections.Store(coll, true)
