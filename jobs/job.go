@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,12 +116,17 @@ type Finish struct {
 	Usage     json.RawMessage
 	// FinalState is the blob key of the state the attempt left, if any.
 	FinalState string
+	// Log are the attempt's last log lines, appended with the end (as
+	// AppendLog does, within MaxLogBytes per job): the log is complete
+	// when the job is seen to end, at no extra transaction.
+	Log         []LogEntry
+	MaxLogBytes int64
 }
 
 // Query selects jobs for a listing, newest first.
 type Query struct {
-	// Visible restricts the jobs to those a user ran or whose twin the
-	// user owns; nil: every job (admins).
+	// Visible restricts the jobs to those a user ran, whose twin the user
+	// owns or that are shared with the user; nil: every job (admins).
 	Visible *Visibility
 	// Process, Status and Batch filter when set.
 	Process  string
@@ -136,10 +142,24 @@ type Query struct {
 	Limit int
 }
 
-// Visibility is whose jobs a caller sees: the user's own and those of
-// the twins the user owns.
+// Visibility is whose jobs a caller sees: the user's own, those of the
+// twins the user owns, and those shared with the user, one by one or by
+// their batch.
 type Visibility struct {
 	User string
+	// Jobs and Batches are the ids of the jobs and batches shared with
+	// the user; a shared batch's jobs are shared with it.
+	Jobs, Batches []string
+}
+
+// Sees reports whether the visibility covers a job.
+func (v *Visibility) Sees(j *Job) bool {
+	return Visible(j, v.User) || slices.Contains(v.Jobs, j.ID) || (j.Batch != "" && slices.Contains(v.Batches, j.Batch))
+}
+
+// SeesBatch reports whether the visibility covers a batch.
+func (v *Visibility) SeesBatch(b *Batch) bool {
+	return BatchVisible(b, v.User) || slices.Contains(v.Batches, b.ID)
 }
 
 // Event types of jobs in the outbox (catalog.Event.Type).

@@ -95,6 +95,24 @@ func (l *JobLog) Close() error {
 	return nil
 }
 
+// Drain stops the log and returns the lines not yet written, for the
+// caller to write (with the job's end); calling Close or Drain after it
+// does nothing.
+func (l *JobLog) Drain() []jobs.LogEntry {
+	var out []jobs.LogEntry
+	l.closed.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.mu.Lock()
+		out, l.pending = l.pending, nil
+		l.mu.Unlock()
+	})
+	return out
+}
+
+// MaxBytes is the bound of the job's log the lines are written within.
+func (l *JobLog) MaxBytes() int64 { return l.maxBytes }
+
 // Writer implements LogSink.
 func (l *JobLog) Writer(phase, stream string) io.Writer {
 	return &lineWriter{log: l, phase: phase, stream: stream}

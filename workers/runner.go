@@ -298,13 +298,21 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 // finishJob ends a job and returns it as ended (nil when a newer
 // attempt took it over).
 func (r *Runner) finishJob(ctx context.Context, j *jobs.Job, f jobs.Finish) (*jobs.Job, error) {
-	if jl, ok := r.open.Load(j.ID); ok {
-		_ = jl.(*JobLog).Close()
+	// The log's last lines are written with the end, so that who sees
+	// the job end may read its whole log.
+	var jl *JobLog
+	if x, ok := r.open.Load(j.ID); ok {
+		jl = x.(*JobLog)
+		f.Log, f.MaxLogBytes = jl.Drain(), jl.MaxBytes()
 	}
 	// The job ends even when the worker is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	now := r.now()
 	done, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
+	if err != nil && jl != nil && len(f.Log) > 0 {
+		// Not ended by this attempt: its lines are kept all the same.
+		_, _ = r.Jobs.AppendLog(ctx, j.ID, f.Log, f.MaxLogBytes)
+	}
 	if catalog.ErrorCode(err) == catalog.ECONFLICT {
 		return nil, nil // a newer attempt took the job over
 	}

@@ -155,9 +155,18 @@ func (s *Store) ListJobs(ctx context.Context, q jobs.Query) ([]*jobs.Job, error)
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if q.Visible != nil {
-		u := arg(q.Visible.User)
-		where = append(where, "(owner = "+u+" OR twin_owner = "+u+")")
+	if v := q.Visible; v != nil {
+		u := arg(v.User)
+		arms := []string{"owner = " + u, "twin_owner = " + u}
+		if len(v.Jobs) > 0 {
+			arms = append(arms, "id = ANY("+arg(v.Jobs)+"::text[])")
+		}
+		if len(v.Batches) > 0 {
+			// batch <> '': jobs of no batch are never shared by one, and
+			// the partial index on (batch, id) applies.
+			arms = append(arms, "(batch <> '' AND batch = ANY("+arg(v.Batches)+"::text[]))")
+		}
+		where = append(where, "("+strings.Join(arms, " OR ")+")")
 	}
 	if q.Process != "" {
 		where = append(where, "process = "+arg(q.Process))
@@ -261,10 +270,63 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Fi
 	if !f.Status.Final() {
 		return nil, catalog.Errorf(catalog.EINVALID, "a job ends successful, failed or dismissed, not %q", f.Status)
 	}
-	return s.changeJob(ctx, id, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
+	if len(f.Log) == 0 {
+		return s.changeJob(ctx, id, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
 	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8, final_state = $9
 WHERE id = $1 AND status = 'running' AND attempt = $2`,
-		[]any{id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState}, ev, notRunningAt(attempt))
+			[]any{id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState}, ev, notRunningAt(attempt))
+	}
+	// With the attempt's last log lines: the row is locked first, so
+	// that the lines fit the job's bound and the end is one row update.
+	var out *jobs.Job
+	err := s.Update(ctx, func(tx catalog.Tx) error {
+		t := tx.(*Tx)
+		var (
+			used      int64
+			truncated bool
+		)
+		err := t.tx.QueryRow(ctx, `SELECT log_bytes, log_truncated FROM jobs WHERE id = $1 AND status = 'running' AND attempt = $2 FOR UPDATE`,
+			id, attempt).Scan(&used, &truncated)
+		if isNoRows(err) {
+			cur, err := scanJob(t.tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+			if isNoRows(err) {
+				return errJobNotFound(id)
+			}
+			if err != nil {
+				return t.fail(err)
+			}
+			return notRunningAt(attempt)(cur)
+		}
+		if err != nil {
+			return t.fail(err)
+		}
+		keep, marker, newUsed := jobs.FitLog(used, truncated, f.Log, f.MaxLogBytes)
+		if marker != nil {
+			keep = append(keep, *marker)
+		}
+		if len(keep) > 0 {
+			rows := make([][]any, len(keep))
+			for i, e := range keep {
+				rows[i] = []any{id, e.Attempt, e.Phase, e.Stream, e.Time, e.Text}
+			}
+			if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"job_logs"}, []string{"job", "attempt", "phase", "stream", "time", "text"}, pgx.CopyFromRows(rows)); err != nil {
+				return t.fail(err)
+			}
+		}
+		out, err = scanJob(t.tx.QueryRow(ctx, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
+	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8, final_state = $9,
+	log_bytes = $10, log_truncated = log_truncated OR $11
+WHERE id = $1 AND attempt = $2 RETURNING `+jobColumns,
+			id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState, newUsed, marker != nil))
+		if err != nil {
+			return t.fail(err)
+		}
+		if ev != nil {
+			return t.AppendEvents(ctx, ev)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // RequestSave implements jobs.Store.

@@ -237,8 +237,20 @@ func (s *Store) ListJobs(ctx context.Context, q jobs.Query) ([]*jobs.Job, error)
 		where []string
 		args  []any
 	)
-	if q.Visible != nil {
-		where, args = append(where, "(owner = ? OR twin_owner = ?)"), append(args, q.Visible.User, q.Visible.User)
+	if v := q.Visible; v != nil {
+		arms := []string{"owner = ?", "twin_owner = ?"}
+		args = append(args, v.User, v.User)
+		// Shared ids go in as one JSON array, so that no number of
+		// shares runs into SQLite's limit on parameters.
+		if len(v.Jobs) > 0 {
+			ids, _ := json.Marshal(v.Jobs) // a []string always marshals
+			arms, args = append(arms, "id IN (SELECT value FROM json_each(?))"), append(args, string(ids))
+		}
+		if len(v.Batches) > 0 {
+			ids, _ := json.Marshal(v.Batches)
+			arms, args = append(arms, "(batch <> '' AND batch IN (SELECT value FROM json_each(?)))"), append(args, string(ids))
+		}
+		where = append(where, "("+strings.Join(arms, " OR ")+")")
 	}
 	if q.Process != "" {
 		where, args = append(where, "process = ?"), append(args, q.Process)
@@ -352,6 +364,11 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Fi
 		}
 		if err := t.ranAttempt(ctx, res, id, attempt); err != nil {
 			return err
+		}
+		if len(f.Log) > 0 {
+			if _, err := t.appendLog(ctx, id, f.Log, f.MaxLogBytes); err != nil {
+				return err
+			}
 		}
 		if err := t.jobEvent(ctx, ev); err != nil {
 			return err
@@ -485,6 +502,17 @@ func (t *Tx) jobEvent(ctx context.Context, ev *catalog.Event) error {
 func (s *Store) AppendLog(ctx context.Context, id string, entries []jobs.LogEntry, maxBytes int64) (int, error) {
 	kept := 0
 	err := s.updateJobs(ctx, func(t *Tx) error {
+		var err error
+		kept, err = t.appendLog(ctx, id, entries, maxBytes)
+		return err
+	})
+	return kept, err
+}
+
+// appendLog appends log lines of a job in a write transaction.
+func (t *Tx) appendLog(ctx context.Context, id string, entries []jobs.LogEntry, maxBytes int64) (int, error) {
+	kept := 0
+	err := func() error {
 		var (
 			used      int64
 			truncated bool
@@ -519,7 +547,7 @@ func (s *Store) AppendLog(ctx context.Context, id string, entries []jobs.LogEntr
 			return dbError(err)
 		}
 		return nil
-	})
+	}()
 	return kept, err
 }
 

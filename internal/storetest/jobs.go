@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobCountActive", testJobCountActive},
 		{"JobUsage", testJobUsage},
 		{"JobSaves", testJobSaves},
+		{"JobFinishWithLog", testJobFinishWithLog},
 		{"BatchRoundTrip", testBatchRoundTrip},
 		{"BatchRelease", testBatchRelease},
 		{"BatchReleaseRace", testBatchReleaseRace},
@@ -517,4 +519,50 @@ func testJobSaves(t *testing.T, s JobStore) {
 	_, err = s.RequestSave(ctx(t), jobID(9), "snaps/s1", t0)
 	wantJobCode(t, err, catalog.ENOTFOUND, "RequestSave of a missing job")
 	wantJobCode(t, s.SaveDone(ctx(t), jobID(9), "snaps/s1"), catalog.ENOTFOUND, "SaveDone of a missing job")
+}
+
+// testJobFinishWithLog: an attempt's last log lines are written with its
+// end, within the job's bound; an end that is refused writes none.
+func testJobFinishWithLog(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	if _, err := s.ClaimJob(ctx(t), jobID(1), 1, "w", t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	line := func(text string) jobs.LogEntry {
+		return jobs.LogEntry{Attempt: 1, Phase: "execute", Stream: "stdout", Time: t0, Text: text}
+	}
+	if _, err := s.AppendLog(ctx(t), jobID(1), []jobs.LogEntry{line("first")}, 12); err != nil {
+		t.Fatal(err)
+	}
+	// A newer attempt's end is refused: no line of this one is written.
+	_, err := s.FinishJob(ctx(t), jobID(1), 2, jobs.Finish{Status: jobs.StatusSuccessful, Log: []jobs.LogEntry{line("stale")}, MaxLogBytes: 100}, t0, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "FinishJob of another attempt")
+	_, err = s.FinishJob(ctx(t), jobID(9), 1, jobs.Finish{Status: jobs.StatusSuccessful, Log: []jobs.LogEntry{line("x")}, MaxLogBytes: 100}, t0, nil)
+	wantJobCode(t, err, catalog.ENOTFOUND, "FinishJob of a missing job")
+	// 5 bytes used of 12: "second" (6) fits, "third" (5) does not, and
+	// the log says it was cut.
+	ev := jobEvent(jobs.EventJobSuccessful, jobID(1))
+	j, err := s.FinishJob(ctx(t), jobID(1), 1, jobs.Finish{Status: jobs.StatusSuccessful, Message: "done",
+		Log: []jobs.LogEntry{line("second"), line("third")}, MaxLogBytes: 12}, t0.Add(time.Minute), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != jobs.StatusSuccessful || j.Message != "done" || j.Finished == nil {
+		t.Fatalf("finished job %+v", j)
+	}
+	got, err := s.ReadLog(ctx(t), jobID(1), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, e := range got {
+		texts = append(texts, e.Stream+":"+e.Text)
+	}
+	if len(texts) != 3 || texts[0] != "stdout:first" || texts[1] != "stdout:second" || !strings.HasPrefix(texts[2], jobs.StreamSystem+":") {
+		t.Fatalf("log after the end: %v", texts)
+	}
+	evs, _ := s.ListEvents(ctx(t), 0, 100)
+	if last := evs[len(evs)-1]; last.ID != ev.ID {
+		t.Fatalf("the end's event was not written: last %s", last.Type)
+	}
 }
