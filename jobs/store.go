@@ -21,12 +21,18 @@ type Store interface {
 	// ListJobs returns a page of jobs, newest first (by id, which orders
 	// by creation time).
 	ListJobs(ctx context.Context, q Query) ([]*Job, error)
-	// ClaimJob starts an attempt: a job that is accepted, or running at
-	// an attempt below attempt (the previous one was abandoned: its
-	// worker died), becomes running at attempt, run by worker. A job
-	// whose dismissal was requested is not claimed. Codes: ENOTFOUND,
-	// ECONFLICT (not claimable: ErrNotClaimable).
+	// ClaimJob starts an attempt: a job that is accepted, running at an
+	// attempt below attempt (the previous one was abandoned: its worker
+	// died), or running at attempt but released by its worker, becomes
+	// running at attempt, run by worker. A job whose dismissal was
+	// requested is not claimed. Codes: ENOTFOUND, ECONFLICT (not
+	// claimable: ErrNotClaimable).
 	ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*Job, error)
+	// ReleaseJob gives back the attempt worker runs, as a stopping worker
+	// does: its task goes back to the queue with the same attempt, which
+	// another worker may claim again. Nothing changes unless worker runs
+	// the job at attempt. Codes: ENOTFOUND.
+	ReleaseJob(ctx context.Context, id string, attempt int, worker string, now time.Time) error
 	// SetProgress records the progress and message of a running job's
 	// current attempt. Codes: ENOTFOUND, ECONFLICT (not running at
 	// attempt).

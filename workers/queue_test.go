@@ -3,6 +3,7 @@ package workers_test
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -188,4 +189,59 @@ func TestQueuePriorities(t *testing.T) {
 			t.Fatalf("job %s: %s", j.ID, got.Status)
 		}
 	}
+}
+
+// TestShutdownGivesJobsBack: a worker stopped while a job runs gives
+// the job back to the queue; another worker runs it to its end.
+func TestShutdownGivesJobsBack(t *testing.T) {
+	t.Parallel()
+	for name, conn := range redisConns(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, q, queue := setupQueue(t, conn)
+			s.publishTwin(t, "slow", writeTwin(t, "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 0.2; done\n"))
+			first := &workers.Runner{Jobs: s.runner.Jobs, Catalog: s.runner.Catalog, Executor: s.runner.Executor, Queue: q, Worker: "first"}
+			srv := workers.NewServer(conn, first, workers.ServerConfig{Concurrency: 1, Queues: workers.QueuesOf(queue),
+				ShutdownTimeout: 200 * time.Millisecond, RetryDelay: func(int) time.Duration { return 100 * time.Millisecond }})
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			j := s.submit(t, "slow", map[string]any{})
+			if err := q.Enqueue(t.Context(), j); err != nil {
+				t.Fatal(err)
+			}
+			testdb.WaitFor(t, 30*time.Second, "the job to run on the first worker", func() bool {
+				cur := s.job(t, j.ID)
+				return cur.Status == jobs.StatusRunning && cur.Worker == "first"
+			})
+			srv.Shutdown()
+			second := &workers.Runner{Jobs: s.runner.Jobs, Catalog: s.runner.Catalog, Executor: s.runner.Executor, Queue: q, Worker: "second"}
+			srv2 := workers.NewServer(conn, second, workers.ServerConfig{Concurrency: 1, Queues: workers.QueuesOf(queue),
+				RetryDelay: func(int) time.Duration { return 100 * time.Millisecond }})
+			if err := srv2.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer srv2.Shutdown()
+			got := waitJob(t, s, j.ID)
+			if got.Status != jobs.StatusSuccessful || got.Worker != "second" {
+				t.Fatalf("the job given back: %s on %q at attempt %d (%s)", got.Status, got.Worker, got.Attempt, got.Message)
+			}
+		})
+	}
+}
+
+// writeTwin writes a twin folder whose execute script is script.
+func writeTwin(t *testing.T, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "lifecycle"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lifecycle", "execute"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "description.md"), []byte("# A twin of the tests\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

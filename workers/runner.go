@@ -104,7 +104,13 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, now, jobs.NewEvent(&claimed, jobs.EventJobRunning, now))
 	if err != nil {
 		if code := catalog.ErrorCode(err); code == catalog.ECONFLICT || code == catalog.ENOTFOUND {
-			return nil // not ours to run
+			// A task a stopping worker gave back may come before that
+			// worker released the attempt: it runs again as the next
+			// attempt. Otherwise the job is not ours to run.
+			if cur, gerr := r.Jobs.GetJob(ctx, jobID); gerr == nil && cur.Status == jobs.StatusRunning && cur.Attempt == attempt && !cur.DismissRequested {
+				return fmt.Errorf("attempt %d of job %s is still held by worker %q; it runs again as the next attempt", attempt, jobID, cur.Worker)
+			}
+			return nil
 		}
 		return err
 	}
@@ -157,7 +163,7 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 	<-watched
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err() // the worker is shutting down: try again
+			return r.abandon(ctx, j, jl) // the worker is stopping: try again
 		}
 		return r.fail(ctx, j, "the workspace could not be laid out: "+err.Error(), nil)
 	}
@@ -183,7 +189,7 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		select {
 		case <-dismissed:
 		default:
-			return ctx.Err()
+			return r.abandon(ctx, j, jl)
 		}
 	}
 	final := r.keepFinalState(ctx, j, out)
@@ -205,6 +211,17 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		return end(jobs.Finish{Status: jobs.StatusFailed, Message: msg, Exception: exception(msg), Usage: usage, FinalState: final})
 	}
 	return end(jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{ref}, Usage: usage, FinalState: final})
+}
+
+// abandon gives the attempt back when the worker stops while it runs:
+// the queue runs its task again, with the same attempt, which the job's
+// release lets another worker claim.
+func (r *Runner) abandon(ctx context.Context, j *jobs.Job, jl *JobLog) error {
+	if jl != nil {
+		jl.System("", "the worker "+r.Worker+" stopped; the attempt goes back to the queue")
+	}
+	_ = r.Jobs.ReleaseJob(context.WithoutCancel(ctx), j.ID, j.Attempt, r.Worker, r.now())
+	return ctx.Err()
 }
 
 // watch polls the store for what is asked of a running job: a

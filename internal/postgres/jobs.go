@@ -248,7 +248,8 @@ func (s *Store) changeJob(ctx context.Context, id, sql string, args []any, ev *c
 // the others find it no longer claimable.
 func (s *Store) ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*jobs.Job, error) {
 	return s.changeJob(ctx, id, `UPDATE jobs SET status = 'running', attempt = $2, worker = $3, updated = $4, started = COALESCE(started, $4)
-WHERE id = $1 AND $2 >= 1 AND NOT dismiss_requested AND (status = 'accepted' OR (status = 'running' AND attempt < $2))`,
+WHERE id = $1 AND $2 >= 1 AND NOT dismiss_requested AND (status = 'accepted' OR (status = 'running' AND attempt < $2)
+	OR (status = 'running' AND attempt = $2 AND worker = ''))`,
 		[]any{id, attempt, worker, now}, ev, func(j *jobs.Job) error { return jobs.ErrNotClaimable(id, j.Status, j.Attempt) })
 }
 
@@ -327,6 +328,13 @@ WHERE id = $1 AND attempt = $2 RETURNING `+jobColumns,
 		return nil
 	})
 	return out, err
+}
+
+// ReleaseJob implements jobs.Store.
+func (s *Store) ReleaseJob(ctx context.Context, id string, attempt int, worker string, now time.Time) error {
+	_, err := s.changeJob(ctx, id, `UPDATE jobs SET worker = '', updated = $4
+WHERE id = $1 AND status = 'running' AND attempt = $2 AND worker = $3 AND worker <> ''`, []any{id, attempt, worker, now}, nil, nil)
+	return err
 }
 
 // RequestSave implements jobs.Store.

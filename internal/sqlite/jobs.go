@@ -41,7 +41,8 @@ const idempotentJobSQL = selectJobSQL + " WHERE owner = ? AND idempotency_key = 
 // older attempt (whose worker is gone), becomes running at the attempt.
 // The first start is kept. Attempts count from 1.
 const claimJobSQL = `UPDATE jobs SET status = 'running', attempt = ?, worker = ?, updated = ?, started = coalesce(started, ?)
-WHERE id = ? AND ? >= 1 AND dismiss_requested = 0 AND (status = 'accepted' OR (status = 'running' AND attempt < ?))`
+WHERE id = ? AND ? >= 1 AND dismiss_requested = 0 AND (status = 'accepted' OR (status = 'running' AND attempt < ?)
+	OR (status = 'running' AND attempt = ? AND worker = ''))`
 
 const progressJobSQL = `UPDATE jobs SET progress = ?, message = ?, updated = ?
 WHERE id = ? AND status = 'running' AND attempt = ?`
@@ -292,7 +293,7 @@ func (s *Store) ClaimJob(ctx context.Context, id string, attempt int, worker str
 	var j *jobs.Job
 	err := s.updateJobs(ctx, func(t *Tx) error {
 		us := micros(now)
-		res, err := t.tx.ExecContext(ctx, claimJobSQL, attempt, worker, us, us, id, attempt, attempt)
+		res, err := t.tx.ExecContext(ctx, claimJobSQL, attempt, worker, us, us, id, attempt, attempt, attempt)
 		if err != nil {
 			return dbError(err)
 		}
@@ -429,6 +430,18 @@ func (s *Store) PendingJobs(ctx context.Context, before time.Time, limit int) ([
 	limit = min(max(limit, 1), catalog.MaxPageSize)
 	us := micros(before)
 	return s.queryJobs(ctx, pendingJobsSQL, us, us, limit)
+}
+
+// ReleaseJob implements jobs.Store.
+func (s *Store) ReleaseJob(ctx context.Context, id string, attempt int, worker string, now time.Time) error {
+	return s.updateJobs(ctx, func(t *Tx) error {
+		if _, err := getJob(ctx, t.tx, id); err != nil {
+			return err
+		}
+		_, err := t.tx.ExecContext(ctx, `UPDATE jobs SET worker = '', updated = ? WHERE id = ? AND status = 'running' AND attempt = ? AND worker = ? AND worker <> ''`,
+			micros(now), id, attempt, worker)
+		return dbError(err)
+	})
 }
 
 // RequestSave implements jobs.Store.

@@ -40,6 +40,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobUsage", testJobUsage},
 		{"JobSaves", testJobSaves},
 		{"JobFinishWithLog", testJobFinishWithLog},
+		{"JobRelease", testJobRelease},
 		{"BatchRoundTrip", testBatchRoundTrip},
 		{"BatchRelease", testBatchRelease},
 		{"BatchReleaseRace", testBatchReleaseRace},
@@ -565,4 +566,32 @@ func testJobFinishWithLog(t *testing.T, s JobStore) {
 	if last := evs[len(evs)-1]; last.ID != ev.ID {
 		t.Fatalf("the end's event was not written: last %s", last.Type)
 	}
+}
+
+// testJobRelease: an attempt its worker gives back is claimed again at
+// the same attempt, once; one it does not hold is not given back.
+func testJobRelease(t *testing.T, s JobStore) {
+	createJob(t, s, newJob(1, "ana"))
+	if _, err := s.ClaimJob(ctx(t), jobID(1), 1, "w1", t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Not held at this attempt by w2: nothing changes.
+	if err := s.ReleaseJob(ctx(t), jobID(1), 1, "w2", t0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.ClaimJob(ctx(t), jobID(1), 1, "w2", t0, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "claiming an attempt its worker holds")
+	if err := s.ReleaseJob(ctx(t), jobID(1), 1, "w1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if j := getJob(t, s, jobID(1)); j.Status != jobs.StatusRunning || j.Worker != "" || j.Attempt != 1 {
+		t.Fatalf("released job %+v", j)
+	}
+	j, err := s.ClaimJob(ctx(t), jobID(1), 1, "w2", t0.Add(2*time.Minute), nil)
+	if err != nil || j.Worker != "w2" || j.Attempt != 1 || !j.Started.Equal(t0) {
+		t.Fatalf("claiming a released attempt: %+v, %v", j, err)
+	}
+	_, err = s.ClaimJob(ctx(t), jobID(1), 1, "w3", t0, nil)
+	wantJobCode(t, err, catalog.ECONFLICT, "claiming a released attempt twice")
+	wantJobCode(t, s.ReleaseJob(ctx(t), jobID(9), 1, "w1", t0), catalog.ENOTFOUND, "ReleaseJob of a missing job")
 }
