@@ -81,8 +81,9 @@ func (b *Batch) Status() Status {
 
 // BatchQuery selects batches for a listing, newest first.
 type BatchQuery struct {
-	// Visible restricts the batches to those a user submitted or whose
-	// twin the user owns; nil: every batch (admins).
+	// Visible restricts the batches to those a user submitted, whose twin
+	// the user owns or that are shared with the user (Batches; Jobs do
+	// not make their batch visible); nil: every batch (admins).
 	Visible *Visibility
 	// After is the id of the last batch of the previous page.
 	After string

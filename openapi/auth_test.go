@@ -15,6 +15,20 @@ import (
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
 
+// minter returns what mints a token of a user (in groups) as the admin
+// and gives its Authorization header.
+func (b *bundle) minter(t *testing.T) func(user string, groups ...string) []string {
+	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
+	return func(user string, groups ...string) []string {
+		t.Helper()
+		_, secret, err := b.tokens.Mint(t.Context(), system, access.MintRequest{Name: user, User: user, Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bearer(secret)
+	}
+}
+
 // anonymous sends a request without a token.
 var anonymous = []string{"Authorization", ""}
 
@@ -138,15 +152,7 @@ func TestOIDCBearer(t *testing.T) {
 func TestShares(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *bundle) {
-		ctx := t.Context()
-		system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
-		mint := func(user string, groups ...string) []string {
-			_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: user, User: user, Groups: groups})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return bearer(secret)
-		}
+		mint := b.minter(t)
 		owen, zed, team := mint("owen"), mint("zed"), mint("tess", "team")
 		b.want(b.do("POST", "/collections", collectionDoc("twins"), owen...), 201)
 		b.want(b.do("POST", "/collections/twins/items", itemDoc("tank"), owen...), 201)
@@ -192,14 +198,7 @@ func TestRateLimitCreatorsAndAudit(t *testing.T) {
 	b := setupConfig(t, func(tb testing.TB) catalog.Store { return testdb.SQLite(tb) }, nil,
 		openapi.Config{RateLimit: openapi.RateLimit{Rate: 0.5, Burst: 3}, CollectionCreators: "curators", PrivateMetrics: true})
 	ctx := t.Context()
-	system := &access.Caller{User: "admin", Groups: []string{access.AdminGroup}}
-	mint := func(user string, groups ...string) []string {
-		_, secret, err := b.tokens.Mint(ctx, system, access.MintRequest{Name: user, User: user, Groups: groups})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bearer(secret)
-	}
+	mint := b.minter(t)
 	ana, cora := mint("ana"), mint("cora", "curators")
 	// Only curators (and admins) create collections; the refusal is audited.
 	p := b.problem(b.do("POST", "/collections", collectionDoc("a"), ana...), 403, "")

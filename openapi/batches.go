@@ -101,7 +101,7 @@ func (s *Server) registerBatches() {
 	})
 
 	op = s.operation("getBatches", http.MethodGet, "/batches", "Processes", "List batches",
-		"Lists the batches the caller may see, newest first: those it submitted and those of the twins it owns (admins: all).", http.StatusOK, 400, 401)
+		"Lists the batches the caller may see, newest first: those it submitted, those of the twins it owns and those shared with it (admins: all).", http.StatusOK, 400, 401)
 	op.Security = requiredAuth
 	huma.Register(s.api, op, func(ctx context.Context, in *listBatchesInput) (*batchListOutput, error) {
 		return s.listBatches(ctx, in)
@@ -248,7 +248,14 @@ func (s *Server) visibleBatch(ctx context.Context, id string) (*jobs.Batch, erro
 	if err != nil {
 		return nil, err
 	}
-	if !c.IsAdmin() && !jobs.BatchVisible(b, c.User) {
+	if c.IsAdmin() || jobs.BatchVisible(b, c.User) {
+		return b, nil
+	}
+	v, err := s.jobVisibility(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !v.SeesBatch(b) {
 		return nil, catalog.Errorf(catalog.ENOTFOUND, "batch %s not found", id)
 	}
 	return b, nil
@@ -284,8 +291,8 @@ func (s *Server) listBatches(ctx context.Context, in *listBatchesInput) (*batchL
 		return nil, catalog.Errorf(catalog.EUNAVAILABLE, "this server keeps no batches")
 	}
 	q := jobs.BatchQuery{Limit: in.Limit, After: in.Token}
-	if !c.IsAdmin() {
-		q.Visible = &jobs.Visibility{User: c.User}
+	if q.Visible, err = s.jobVisibility(ctx, c); err != nil {
+		return nil, err
 	}
 	list, err := bs.ListBatches(ctx, q)
 	if err != nil {

@@ -62,7 +62,7 @@ func (s *Server) registerEvents() {
 		"The node's change feed: every change to collections and items, every job status and the node's audit events, in the order of their seq. "+
 			"With Accept: text/event-stream it follows them live as server-sent events (id: the seq, event: the type, data: the Event as JSON; comment lines keep a quiet stream open) and resumes after Last-Event-ID (or after); "+
 			"otherwise it returns a page. Filter with type (item.created, or item.* for every item event; repeated or comma-separated) and collection. "+
-			"Callers see what they may read: anonymous callers the events of public collections and their published items; signed-in users also those of the collections and items they may read (drafts only where they may edit them, or own the item), and the events of their jobs and of jobs of their twins; administrators every event, audit events included. "+
+			"Callers see what they may read: anonymous callers the events of public collections and their published items; signed-in users also those of the collections and items they may read (drafts only where they may edit them, or own the item), and the events of their jobs, of jobs of their twins and of jobs shared with them; administrators every event, audit events included. "+
 			"The same events are published on NATS (subjects twinstac.<node>.items.<collection>.<event>, twinstac.<node>.collections.<collection>.<event>, twinstac.<node>.jobs.<status>.<job>, twinstac.<node>.<kind>.<event>; ids escaped as %XX) for services.",
 		http.StatusOK, 400, 503)
 	schema := s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeOf(EventPage{}), true, "")
@@ -185,7 +185,15 @@ type eventViewer struct {
 	caller     *access.Caller
 	itemOwners map[string]string
 	jobs       map[string]bool
+	// shared are the jobs and batches shared with the caller, as of
+	// sharedAt: shares come and go during a followed stream, so they are
+	// looked up again after sharedMaxAge.
+	shared   *jobs.Visibility
+	sharedAt time.Time
 }
+
+// sharedMaxAge is how long an eventViewer trusts the shares it looked up.
+const sharedMaxAge = time.Second
 
 // maxRemembered bounds what an eventViewer remembers.
 const maxRemembered = 10000
@@ -265,6 +273,20 @@ func (v *eventViewer) seesJobEvent(ctx context.Context, ev *catalog.Event) bool 
 	if p.Owner == c.User {
 		return true
 	}
+	// Shared with the caller, one by one or by its batch (the payload
+	// names both; neither changes).
+	if v.shared == nil || time.Since(v.sharedAt) > sharedMaxAge {
+		shared, err := v.s.jobVisibility(ctx, c)
+		if err != nil {
+			return false
+		}
+		v.shared, v.sharedAt = shared, time.Now()
+	}
+	if v.shared.Sees(&jobs.Job{ID: p.ID, Batch: p.Batch}) {
+		return true
+	}
+	// Of the caller's twins: ownership does not change, so it is
+	// remembered.
 	if seen, ok := v.jobs[p.ID]; ok {
 		return seen
 	}

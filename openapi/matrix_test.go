@@ -110,6 +110,12 @@ var matrix = map[string]matrixCase{
 	"getBatchJobs":          {"GET", "/batches/{batch}/jobs", nil, nil, expect(200, 200, 404, 404, 404, 401)},
 	"saveJob":               {"POST", "/jobs/{job}/save", nil, nil, expect(409, 409, 404, 404, 404, 401)},
 	"dismissBatch":          {"DELETE", "/batches/{batch}", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"createJobShare":        {"POST", "/jobs/{job}/shares", shareBody, nil, expect(201, 201, 404, 404, 404, 401)},
+	"listJobShares":         {"GET", "/jobs/{job}/shares", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"deleteJobShare":        {"DELETE", "/jobs/{job}/shares/{jshare}", nil, nil, expect(204, 204, 404, 404, 404, 401)},
+	"createBatchShare":      {"POST", "/batches/{batch}/shares", shareBody, nil, expect(201, 201, 404, 404, 404, 401)},
+	"listBatchShares":       {"GET", "/batches/{batch}/shares", nil, nil, expect(200, 200, 404, 404, 404, 401)},
+	"deleteBatchShare":      {"DELETE", "/batches/{batch}/shares/{bshare}", nil, nil, expect(204, 204, 404, 404, 404, 401)},
 }
 
 // twinDoc is a twin of collection c: an execute script and one integer
@@ -197,15 +203,24 @@ func fixture(t *testing.T, b *bundle) (secrets map[string]string, ids map[string
 		}
 	}
 	owner := &access.Caller{User: "owen"}
-	cshare, err := b.policies.CreateShare(ctx, owner, "c", "", "user:zed", []string{"read"}, time.Time{})
+	cshare, err := b.policies.CreateShare(ctx, owner, access.CollectionShare("c"), "user:zed", []string{"read"}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ishare, err := b.policies.CreateShare(ctx, owner, "c", "p", "user:zed", []string{"read"}, time.Time{})
+	ishare, err := b.policies.CreateShare(ctx, owner, access.ItemShare("c", "p"), "user:zed", []string{"read"}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID, "{job}": job.ID, "{batch}": batch.ID}
+	jshare, err := b.policies.CreateShare(ctx, owner, access.JobShare(job.ID), "user:zed", []string{"read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bshare, err := b.policies.CreateShare(ctx, owner, access.BatchShare(batch.ID), "user:zed", []string{"read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secrets, map[string]string{"{spare}": spareTok.ID, "{cshare}": cshare.ID, "{ishare}": ishare.ID, "{job}": job.ID, "{batch}": batch.ID,
+		"{jshare}": jshare.ID, "{bshare}": bshare.ID}
 }
 
 func TestAuthorizationMatrix(t *testing.T) {

@@ -213,7 +213,7 @@ func (s *Server) registerProcesses() {
 	s.documentExecute()
 
 	op = s.operation("getJobs", http.MethodGet, "/jobs", "Processes", "List jobs",
-		"Lists the jobs the caller may see, newest first: those it ran and those of the twins it owns (admins: all).", http.StatusOK, 400, 401)
+		"Lists the jobs the caller may see, newest first: those it ran, those of the twins it owns and those shared with it, one by one or by their batch (admins: all).", http.StatusOK, 400, 401)
 	op.Security = requiredAuth
 	huma.Register(s.api, op, func(ctx context.Context, in *listJobsInput) (*jobListOutput, error) {
 		return s.listJobs(ctx, in)
@@ -584,7 +584,14 @@ func (s *Server) visibleJob(ctx context.Context, id string) (*jobs.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.IsAdmin() && !jobs.Visible(j, c.User) {
+	if c.IsAdmin() || jobs.Visible(j, c.User) {
+		return j, nil
+	}
+	v, err := s.jobVisibility(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !v.Sees(j) {
 		return nil, catalog.Errorf(catalog.ENOTFOUND, "job %s not found", id)
 	}
 	return j, nil
@@ -617,8 +624,8 @@ func (s *Server) listJobs(ctx context.Context, in *listJobsInput) (*jobListOutpu
 		return nil, err
 	}
 	q := jobs.Query{Limit: in.Limit, After: in.Token}
-	if !c.IsAdmin() {
-		q.Visible = &jobs.Visibility{User: c.User}
+	if q.Visible, err = s.jobVisibility(ctx, c); err != nil {
+		return nil, err
 	}
 	if len(in.ProcessID) > 1 {
 		return nil, catalog.Invalid("/processID", "give one processID")

@@ -125,6 +125,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerProcesses()
 	s.registerBatches()
 	s.registerSaves()
+	s.registerJobShares()
 	s.registerJobLogs()
 	s.registerEvents()
 	s.registerValidation()

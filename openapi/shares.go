@@ -71,25 +71,25 @@ type itemSharePath struct {
 }
 
 // shareable checks that the caller may share the collection (item "")
-// or item, and returns the collection.
-func (s *Server) shareable(ctx context.Context, collection, item string) error {
-	resource := access.CollectionResource(collection)
+// or item, and returns what the share is of.
+func (s *Server) shareable(ctx context.Context, collection, item string) (access.ShareTarget, error) {
+	on, resource := access.CollectionShare(collection), access.CollectionResource(collection)
 	if item != "" {
 		if _, err := s.readableItem(ctx, collection, item); err != nil {
-			return err
+			return on, err
 		}
-		resource = access.ItemResource(collection, item)
+		on, resource = access.ItemShare(collection, item), access.ItemResource(collection, item)
 	}
 	coll, err := s.deps.Catalog.GetCollection(ctx, collection)
 	if err != nil {
-		return err
+		return on, err
 	}
 	if item == "" {
 		if coll, err = s.readableCollection(ctx, collection); err != nil {
-			return err
+			return on, err
 		}
 	}
-	return s.require(ctx, coll, access.ActionShare, resource)
+	return on, s.require(ctx, coll, access.ActionShare, resource)
 }
 
 func (s *Server) registerShares() {
@@ -111,24 +111,48 @@ func (s *Server) registerShares() {
 			"Ends a share; it takes effect on the next request.", http.StatusNoContent, 403, 404)
 		if t.what == "collection" {
 			huma.Register(s.api, create, func(ctx context.Context, in *createCollectionShareInput) (*shareOutput, error) {
-				return s.createShare(ctx, in.CollectionID, "", in.Body)
+				on, err := s.shareable(ctx, in.CollectionID, "")
+				if err != nil {
+					return nil, err
+				}
+				return s.createShare(ctx, on, in.Body)
 			})
 			huma.Register(s.api, list, func(ctx context.Context, in *CollectionPath) (*shareListOutput, error) {
-				return s.listShares(ctx, in.CollectionID, "")
+				on, err := s.shareable(ctx, in.CollectionID, "")
+				if err != nil {
+					return nil, err
+				}
+				return s.listShares(ctx, on)
 			})
 			huma.Register(s.api, del, func(ctx context.Context, in *collectionSharePath) (*emptyOutput, error) {
-				return nil, s.deleteShare(ctx, in.CollectionID, "", in.ShareID)
+				on, err := s.shareable(ctx, in.CollectionID, "")
+				if err != nil {
+					return nil, err
+				}
+				return nil, s.deleteShare(ctx, on, in.ShareID)
 			})
 			continue
 		}
 		huma.Register(s.api, create, func(ctx context.Context, in *createItemShareInput) (*shareOutput, error) {
-			return s.createShare(ctx, in.CollectionID, in.ItemID, in.Body)
+			on, err := s.shareable(ctx, in.CollectionID, in.ItemID)
+			if err != nil {
+				return nil, err
+			}
+			return s.createShare(ctx, on, in.Body)
 		})
 		huma.Register(s.api, list, func(ctx context.Context, in *ItemPath) (*shareListOutput, error) {
-			return s.listShares(ctx, in.CollectionID, in.ItemID)
+			on, err := s.shareable(ctx, in.CollectionID, in.ItemID)
+			if err != nil {
+				return nil, err
+			}
+			return s.listShares(ctx, on)
 		})
 		huma.Register(s.api, del, func(ctx context.Context, in *itemSharePath) (*emptyOutput, error) {
-			return nil, s.deleteShare(ctx, in.CollectionID, in.ItemID, in.ShareID)
+			on, err := s.shareable(ctx, in.CollectionID, in.ItemID)
+			if err != nil {
+				return nil, err
+			}
+			return nil, s.deleteShare(ctx, on, in.ShareID)
 		})
 	}
 }
@@ -140,10 +164,9 @@ func (s *Server) policyManager() (*access.Manager, error) {
 	return s.deps.Authz.Manager, nil
 }
 
-func (s *Server) createShare(ctx context.Context, collection, item string, r ShareRequest) (*shareOutput, error) {
-	if err := s.shareable(ctx, collection, item); err != nil {
-		return nil, err
-	}
+// createShare makes a share of what the caller was found to be allowed
+// to share.
+func (s *Server) createShare(ctx context.Context, on access.ShareTarget, r ShareRequest) (*shareOutput, error) {
 	m, err := s.policyManager()
 	if err != nil {
 		return nil, err
@@ -161,22 +184,19 @@ func (s *Server) createShare(ctx context.Context, collection, item string, r Sha
 			return nil, err
 		}
 	}
-	sh, err := m.CreateShare(ctx, CallerOf(ctx), collection, item, r.Subject, actions, expires)
+	sh, err := m.CreateShare(ctx, CallerOf(ctx), on, r.Subject, actions, expires)
 	if err != nil {
 		return nil, err
 	}
 	return &shareOutput{Body: shareInfo(sh)}, nil
 }
 
-func (s *Server) listShares(ctx context.Context, collection, item string) (*shareListOutput, error) {
-	if err := s.shareable(ctx, collection, item); err != nil {
-		return nil, err
-	}
+func (s *Server) listShares(ctx context.Context, on access.ShareTarget) (*shareListOutput, error) {
 	m, err := s.policyManager()
 	if err != nil {
 		return nil, err
 	}
-	shares, err := m.Shares(ctx, collection, item)
+	shares, err := m.Shares(ctx, on)
 	if err != nil {
 		return nil, err
 	}
@@ -187,13 +207,10 @@ func (s *Server) listShares(ctx context.Context, collection, item string) (*shar
 	return &shareListOutput{Body: out}, nil
 }
 
-func (s *Server) deleteShare(ctx context.Context, collection, item, id string) error {
-	if err := s.shareable(ctx, collection, item); err != nil {
-		return err
-	}
+func (s *Server) deleteShare(ctx context.Context, on access.ShareTarget, id string) error {
 	m, err := s.policyManager()
 	if err != nil {
 		return err
 	}
-	return m.DeleteShare(ctx, collection, item, id)
+	return m.DeleteShare(ctx, on, id)
 }

@@ -17,6 +17,13 @@ func CollectionResource(id string) string { return "collections:" + id }
 // of collection c (a policy "items:c/<.*>" matches it).
 func ItemResource(collection, id string) string { return "items:" + collection + "/" + id }
 
+// JobResource names a job in policies.
+func JobResource(id string) string { return "jobs:" + id }
+
+// BatchResource names a batch in policies; a grant on it covers the
+// batch's jobs.
+func BatchResource(id string) string { return "batches:" + id }
+
 // Authorizer answers the catalog's questions about a caller: the rules of
 // ownership and visibility, then the policies.
 type Authorizer struct {
@@ -158,6 +165,59 @@ func SharedItems(p *Policy) []search.ItemRef {
 		}
 	}
 	return out
+}
+
+// JobGrants are the jobs and batches shared with a caller for reading.
+type JobGrants struct {
+	// Jobs and Batches are ids, each once; a batch's jobs are shared
+	// with it.
+	Jobs, Batches []string
+}
+
+// SharedJobs returns the jobs and batches c may read by policy: allow
+// policies without conditions naming jobs:<id> or batches:<id> exactly,
+// as shares make them. Patterns grant no jobs, so that the one-by-one
+// answer and the store's listings agree (stores filter by these ids), and
+// the policies written before jobs were shared give no one new jobs. Read
+// policies only grant (Validate refuses read denials), so these ids are
+// the whole answer. A token whose scopes exclude read gets none.
+func (a *Authorizer) SharedJobs(ctx context.Context, c *Caller) (*JobGrants, error) {
+	g := &JobGrants{}
+	if c.IsAnonymous() || !c.InScope(ActionRead) {
+		return g, nil
+	}
+	seen := map[string]bool{}
+	err := a.readGrants(ctx, c, func(e *entry) {
+		for _, r := range e.p.Resources {
+			if _, isPattern := literalPrefix(r); isPattern || seen[r] {
+				continue
+			}
+			seen[r] = true
+			if id, ok := strings.CutPrefix(r, "jobs:"); ok && id != "" {
+				g.Jobs = append(g.Jobs, id)
+			} else if id, ok := strings.CutPrefix(r, "batches:"); ok && id != "" {
+				g.Batches = append(g.Batches, id)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// CanShareJob reports whether c may share a job or batch (resource, a
+// JobResource or BatchResource) that owner ran, of a twin twinOwner
+// owns: they and admins may, and those a policy grants share (within the
+// token's scopes).
+func (a *Authorizer) CanShareJob(ctx context.Context, c *Caller, owner, twinOwner, resource string) (bool, error) {
+	switch {
+	case !c.InScope(ActionShare), c.IsAnonymous():
+		return false, nil
+	case c.IsAdmin(), owner == c.User, twinOwner == c.User:
+		return true, nil
+	}
+	return a.allowed(ctx, c, ActionShare, resource)
 }
 
 // readGrants calls fn with each live allow policy without conditions

@@ -232,7 +232,7 @@ func TestShareExpiry(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := NewManager(newMemStore())
 	m.MaxAge, m.Now = 0, func() time.Time { return now }
-	sh, err := m.CreateShare(ctx, &Caller{User: "owen"}, "c", "", "user:zed", []string{ActionRead}, now.Add(time.Hour))
+	sh, err := m.CreateShare(ctx, &Caller{User: "owen"}, CollectionShare("c"), "user:zed", []string{ActionRead}, now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +251,90 @@ func TestShareExpiry(t *testing.T) {
 	if f, _ := a.ReadFilter(ctx, &Caller{User: "zed"}); len(f.IDs) != 0 {
 		t.Fatalf("an expired share is in the read filter: %+v", f)
 	}
-	shares, err := m.Shares(ctx, "c", "")
+	shares, err := m.Shares(ctx, CollectionShare("c"))
 	if err != nil || len(shares) != 1 || shares[0].ID != sh.ID || !shares[0].Expires.Equal(now.Add(-time.Hour)) {
 		t.Fatalf("shares %+v, %v", shares, err)
 	}
-	if err := m.DeleteShare(ctx, "other", "", sh.ID); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+	if err := m.DeleteShare(ctx, CollectionShare("other"), sh.ID); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Fatalf("deleting a share through another collection: %v", err)
+	}
+}
+
+func TestJobSharesGrantReadByID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := NewManager(newMemStore())
+	m.MaxAge, m.Now = 0, func() time.Time { return now }
+	a := NewAuthorizer(m)
+	owen := &Caller{User: "owen"}
+	for _, tc := range []struct {
+		name, subject string
+		actions       []string
+		pointer       string
+	}{
+		{"anonymous", "anonymous", []string{ActionRead}, "/subject"},
+		{"execute", "user:zed", []string{ActionRead, ActionExecute}, "/actions/1"},
+		{"share", "user:zed", []string{ActionShare}, "/actions/0"},
+	} {
+		_, err := m.CreateShare(ctx, owen, JobShare("j1"), tc.subject, tc.actions, time.Time{})
+		if catalog.ErrorCode(err) != catalog.EINVALID || !strings.Contains(err.Error(), tc.pointer) {
+			t.Errorf("%s: %v, want EINVALID at %s", tc.name, err, tc.pointer)
+		}
+	}
+	js, err := m.CreateShare(ctx, owen, JobShare("j1"), "user:zed", []string{ActionRead}, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateShare(ctx, owen, BatchShare("b1"), "group:team", []string{ActionRead}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Patterns do not grant jobs: listings could not hold them.
+	if _, err := m.CreatePolicy(ctx, &Policy{ID: "wide", Subjects: []string{"user:zed"}, Resources: []string{"jobs:<.*>", "batches:b<.*>"},
+		Actions: []string{ActionRead}, Effect: Allow}); err != nil {
+		t.Fatal(err)
+	}
+	zed := &Caller{User: "zed", Groups: []string{"team"}}
+	g, err := a.SharedJobs(ctx, zed)
+	if err != nil || !slices.Equal(g.Jobs, []string{"j1"}) || !slices.Equal(g.Batches, []string{"b1"}) {
+		t.Fatalf("SharedJobs = %+v, %v", g, err)
+	}
+	if g, _ := a.SharedJobs(ctx, &Caller{User: "zed", Scopes: []string{ActionExecute}}); len(g.Jobs)+len(g.Batches) != 0 {
+		t.Fatalf("a token without the read scope gets %+v", g)
+	}
+	if g, _ := a.SharedJobs(ctx, &Caller{User: "olga"}); len(g.Jobs)+len(g.Batches) != 0 {
+		t.Fatalf("olga gets %+v", g)
+	}
+	shares, err := m.Shares(ctx, JobShare("j1"))
+	if err != nil || len(shares) != 1 || shares[0].ID != js.ID {
+		t.Fatalf("the job's shares: %+v, %v", shares, err)
+	}
+	if shares, _ := m.Shares(ctx, BatchShare("j1")); len(shares) != 0 {
+		t.Fatalf("a batch of the job's id has its shares: %+v", shares)
+	}
+	if err := m.DeleteShare(ctx, BatchShare("b1"), js.ID); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+		t.Fatalf("deleting a job's share through a batch: %v", err)
+	}
+	// Who may share: the job's owner, the twin's owner, admins, and those
+	// granted share.
+	if _, err := m.CreatePolicy(ctx, &Policy{ID: "resharer", Subjects: []string{"user:rita"}, Resources: []string{JobResource("j1")},
+		Actions: []string{ActionShare}, Effect: Allow}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c    *Caller
+		want bool
+	}{
+		{owen, true}, {&Caller{User: "tom"}, true}, {&Caller{User: "root", Groups: []string{AdminGroup}}, true},
+		{&Caller{User: "rita"}, true}, {zed, false}, {Anonymous, false}, {&Caller{User: "owen", Scopes: []string{ActionRead}}, false},
+	} {
+		if ok, err := a.CanShareJob(ctx, tc.c, "owen", "tom", JobResource("j1")); ok != tc.want || err != nil {
+			t.Errorf("CanShareJob(%+v) = %v, %v; want %v", tc.c, ok, err, tc.want)
+		}
+	}
+	// An expired share grants nothing.
+	now = now.Add(2 * time.Hour)
+	if g, _ := a.SharedJobs(ctx, zed); len(g.Jobs) != 0 || !slices.Equal(g.Batches, []string{"b1"}) {
+		t.Fatalf("after the job's share expired: %+v", g)
 	}
 }

@@ -127,9 +127,13 @@ func (s *Store) ListBatches(ctx context.Context, q jobs.BatchQuery) ([]*jobs.Bat
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if q.Visible != nil {
-		u := arg(q.Visible.User)
-		where = append(where, "(owner = "+u+" OR twin_owner = "+u+")")
+	if v := q.Visible; v != nil {
+		u := arg(v.User)
+		arms := []string{"owner = " + u, "twin_owner = " + u}
+		if len(v.Batches) > 0 {
+			arms = append(arms, "id = ANY("+arg(v.Batches)+"::text[])")
+		}
+		where = append(where, "("+strings.Join(arms, " OR ")+")")
 	}
 	if q.After != "" {
 		where = append(where, "id < "+arg(q.After))

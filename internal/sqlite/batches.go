@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -134,8 +135,14 @@ func (s *Store) ListBatches(ctx context.Context, q jobs.BatchQuery) ([]*jobs.Bat
 		where []string
 		args  []any
 	)
-	if q.Visible != nil {
-		where, args = append(where, "(owner = ? OR twin_owner = ?)"), append(args, q.Visible.User, q.Visible.User)
+	if v := q.Visible; v != nil {
+		arms := []string{"owner = ?", "twin_owner = ?"}
+		args = append(args, v.User, v.User)
+		if len(v.Batches) > 0 {
+			ids, _ := json.Marshal(v.Batches) // a []string always marshals
+			arms, args = append(arms, "id IN (SELECT value FROM json_each(?))"), append(args, string(ids))
+		}
+		where = append(where, "("+strings.Join(arms, " OR ")+")")
 	}
 	if q.After != "" {
 		where, args = append(where, "id < ?"), append(args, q.After)

@@ -84,6 +84,20 @@ func testBatchRoundTrip(t *testing.T, s JobStore) {
 			t.Fatalf("listed counts %v", got[0].Counts)
 		}
 	}
+	// A batch shared with a user is listed to the user too.
+	for _, tc := range []struct {
+		shared []string
+		want   int
+	}{{[]string{"b1"}, 1}, {[]string{"b9", "b1"}, 1}, {[]string{"b9"}, 0}, {nil, 0}} {
+		got, err := bs.ListBatches(ctx(t), jobs.BatchQuery{Visible: &jobs.Visibility{User: "bob", Batches: tc.shared}, Limit: 10})
+		if err != nil || len(got) != tc.want {
+			t.Fatalf("ListBatches(bob, shared %v) = %d, %v; want %d", tc.shared, len(got), err, tc.want)
+		}
+	}
+	// Sharing a job of the batch does not share the batch.
+	if got, err := bs.ListBatches(ctx(t), jobs.BatchQuery{Visible: &jobs.Visibility{User: "bob", Jobs: []string{list[0].ID}}, Limit: 10}); err != nil || len(got) != 0 {
+		t.Fatalf("ListBatches(bob, a shared job) = %d, %v; want 0", len(got), err)
+	}
 	if err := bs.CreateBatch(ctx(t), b, nil, nil); catalog.ErrorCode(err) != catalog.ECONFLICT {
 		t.Fatalf("a batch made twice: %v, want ECONFLICT", err)
 	}

@@ -374,6 +374,14 @@ func testJobList(t *testing.T, s JobStore) {
 		{"bob sees his runs and those of his twin, by batch", jobs.Query{Batch: "b1", Visible: &jobs.Visibility{User: "bob"}}, []string{"12", "09", "03"}},
 		{"by creation time", jobs.Query{CreatedFrom: &from, CreatedTo: &to}, []string{"06", "05", "04", "03"}},
 		{"nobody", jobs.Query{Visible: &jobs.Visibility{User: "eve"}}, nil},
+		{"eve sees the jobs shared with her, one by one and by batch",
+			jobs.Query{Visible: &jobs.Visibility{User: "eve", Jobs: []string{jobID(1), jobID(2)}, Batches: []string{"b1", "b9"}}},
+			[]string{"12", "09", "06", "03", "02", "01"}},
+		{"ana sees her runs and one shared with her", jobs.Query{Visible: &jobs.Visibility{User: "ana", Jobs: []string{jobID(1)}}},
+			[]string{"12", "10", "08", "06", "04", "02", "01"}},
+		{"shared jobs with the other filters", jobs.Query{Statuses: []jobs.Status{jobs.StatusAccepted}, Process: "twins:tank",
+			Visible: &jobs.Visibility{User: "eve", Jobs: []string{jobID(5), jobID(7)}, Batches: []string{"b1"}}}, []string{"09", "07", "06", "03"}},
+		{"jobs of no batch are not a shared batch", jobs.Query{Visible: &jobs.Visibility{User: "eve", Batches: []string{""}}}, nil},
 	} {
 		if got := list(tc.q); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
