@@ -14,6 +14,10 @@ type Queue interface {
 	// the subscriber URIs of its request, if it has any.
 	// Codes: EUNAVAILABLE.
 	Notify(ctx context.Context, j *Job, st Status) error
+	// Requeue queues a new task for a running job whose task was lost,
+	// for the attempts it has left. Codes: ECONFLICT (none left),
+	// EUNAVAILABLE.
+	Requeue(ctx context.Context, j *Job) error
 	// Lost reports whether a job the store holds as running has no task
 	// left that could still run it (its worker died on its last attempt,
 	// or the task is gone). Codes: EUNAVAILABLE.

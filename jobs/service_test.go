@@ -33,6 +33,8 @@ func (q *fakeQueue) EnqueueSave(context.Context, string, string) error { return 
 
 func (q *fakeQueue) Notify(context.Context, *jobs.Job, jobs.Status) error { return nil }
 
+func (q *fakeQueue) Requeue(context.Context, *jobs.Job) error { return nil }
+
 func (q *fakeQueue) Lost(context.Context, *jobs.Job) (bool, error) { return false, nil }
 
 func TestSubmit(t *testing.T) {

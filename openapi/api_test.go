@@ -67,6 +67,8 @@ func (q *recordQueue) EnqueueSave(_ context.Context, job, ref string) error {
 
 func (q *recordQueue) Notify(context.Context, *jobs.Job, jobs.Status) error { return nil }
 
+func (q *recordQueue) Requeue(context.Context, *jobs.Job) error { return nil }
+
 func (q *recordQueue) Lost(context.Context, *jobs.Job) (bool, error) { return false, nil }
 
 const maxBody = 64 << 10

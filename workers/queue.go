@@ -64,6 +64,10 @@ const TaskSaveJob = "twinstac:job:save"
 
 type runPayload struct {
 	Job string `json:"job"`
+	// Done is the attempts the job had before this task (a task queued
+	// again for a job whose task was lost): the task's n-th try is
+	// attempt Done+n.
+	Done int `json:"done,omitempty"`
 }
 
 type savePayload struct {
@@ -103,9 +107,26 @@ func (q *Queue) Close() error {
 // Enqueue implements jobs.Queue. The task keeps the job's attempts: the
 // job's first run and its retries (MaxAttempts in all).
 func (q *Queue) Enqueue(ctx context.Context, j *jobs.Job) error {
-	payload, _ := json.Marshal(runPayload{Job: j.ID})
+	return q.enqueue(ctx, j, 0)
+}
+
+// Requeue implements jobs.Queue: a new task for the attempts a running
+// job has left, in place of its lost one.
+func (q *Queue) Requeue(ctx context.Context, j *jobs.Job) error {
+	if j.Attempt >= j.MaxAttempts {
+		return catalog.Errorf(catalog.ECONFLICT, "job %s has no attempt left", j.ID)
+	}
+	// An ended task of the job keeps its id until it expires: it goes.
+	if err := q.inspector.DeleteTask(q.queueOf(j), j.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return catalog.Errorf(catalog.EUNAVAILABLE, "the job queue is unavailable: %v", err)
+	}
+	return q.enqueue(ctx, j, j.Attempt)
+}
+
+func (q *Queue) enqueue(ctx context.Context, j *jobs.Job, done int) error {
+	payload, _ := json.Marshal(runPayload{Job: j.ID, Done: done})
 	t := asynq.NewTask(TaskRunJob, payload,
-		asynq.TaskID(j.ID), asynq.Queue(q.queueOf(j)), asynq.MaxRetry(max(j.MaxAttempts-1, 0)),
+		asynq.TaskID(j.ID), asynq.Queue(q.queueOf(j)), asynq.MaxRetry(max(j.MaxAttempts-done-1, 0)),
 		// The phases have timeouts of their own; this bounds the whole
 		// task (asynq's default would stop a run at 30 minutes). A dead
 		// worker is told by the task's lease, not by this.
@@ -134,7 +155,9 @@ func (q *Queue) EnqueueSave(ctx context.Context, jobID, ref string) error {
 func (q *Queue) Lost(ctx context.Context, j *jobs.Job) (bool, error) {
 	info, err := q.inspector.GetTaskInfo(q.queueOf(j), j.ID)
 	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound):
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		// A Redis that lost its data (an in-process one after a
+		// restart) has no queue at all.
 		return true, nil
 	case err != nil:
 		return false, catalog.Errorf(catalog.EUNAVAILABLE, "the job queue is unavailable: %v", err)
@@ -224,11 +247,12 @@ func (s *Server) handle(ctx context.Context, t *asynq.Task) error {
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	err := s.runner.Run(ctx, p.Job, retried+1)
+	attempt := p.Done + retried + 1
+	err := s.runner.Run(ctx, p.Job, attempt)
 	if err != nil && retried >= maxRetry {
 		// The last attempt could not run: the job ends failed rather
 		// than stay running with its task archived.
-		return s.runner.GiveUp(context.WithoutCancel(ctx), p.Job, retried+1, err)
+		return s.runner.GiveUp(context.WithoutCancel(ctx), p.Job, attempt, err)
 	}
 	return err
 }

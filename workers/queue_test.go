@@ -130,12 +130,18 @@ func TestReconciler(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Claimed on its first attempt by a worker that died with its
+			// task (the Redis lost its data): it runs again as attempt 2.
+			retried := s.submit(t, "water-tank", map[string]any{"inflow": 0.5, "outflow": 0.2, "steps": 2})
+			if _, err := s.store.ClaimJob(t.Context(), retried.ID, 1, "dead", time.Now().UTC(), nil); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := s.store.DismissJob(t.Context(), gone.ID, time.Now().UTC(), nil); err != nil {
 				t.Fatal(err)
 			}
 			n, err := rec.Pass(t.Context())
-			if err != nil || n != 3 {
-				t.Fatalf("Pass: %d, %v; want 3 jobs queued or ended", n, err)
+			if err != nil || n != 4 {
+				t.Fatalf("Pass: %d, %v; want 4 jobs queued or ended", n, err)
 			}
 			if j := s.job(t, lost.ID); j.Status != jobs.StatusFailed || j.Exception == nil {
 				t.Fatalf("lost job %+v", j)
@@ -146,6 +152,9 @@ func TestReconciler(t *testing.T) {
 			startWorker(t, conn, s, queue)
 			if j := waitJob(t, s, orphan.ID); j.Status != jobs.StatusSuccessful {
 				t.Fatalf("orphan job %+v", j)
+			}
+			if j := waitJob(t, s, retried.ID); j.Status != jobs.StatusSuccessful || j.Attempt != 2 {
+				t.Fatalf("job whose task was lost: %s at attempt %d (%s)", j.Status, j.Attempt, j.Message)
 			}
 			// A running job whose task is alive is left alone.
 			if n, err := rec.Pass(t.Context()); err != nil || n != 0 {

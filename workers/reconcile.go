@@ -78,6 +78,16 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 			if !lost {
 				continue
 			}
+			// Its worker died with the task (a Redis that lost its data):
+			// the attempts it has left run from a new task.
+			if !j.DismissRequested && j.Attempt < j.MaxAttempts {
+				if err := r.Queue.Requeue(ctx, j); err == nil {
+					n++
+					continue
+				} else if catalog.ErrorCode(err) != catalog.ECONFLICT {
+					return n, err
+				}
+			}
 			f := jobs.Finish{Status: jobs.StatusFailed, Message: "the worker running the job was lost and its attempts are spent"}
 			if j.DismissRequested {
 				f = jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed"}

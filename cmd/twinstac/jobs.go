@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -66,7 +65,11 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 		rt.Close()
 		return nil, fmt.Errorf("--callback-allow: %w", err)
 	}
-	queue := workers.NewQueue(conn, "")
+	queueName := cfg.JobQueue
+	if queueName == "" {
+		queueName = workers.DefaultQueue
+	}
+	queue := workers.NewQueue(conn, queueName)
 	rt.stop = append(rt.stop, func() { _ = queue.Close() })
 	rt.service = &jobs.Service{Store: store, Queue: queue, Logger: log}
 	if cfg.Workers > 0 {
@@ -74,7 +77,7 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 			Jobs: store, Catalog: cat, Worker: workerName(), Queue: queue,
 			Executor: &workers.Local{Root: filepath.Join(cfg.DataDir, "work"), PhaseTimeout: cfg.PhaseTimeout},
 		}
-		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Logger: asynqLogger{log},
+		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Queues: workers.QueuesOf(queueName), Logger: asynqLogger{log},
 			Callbacks: workers.CallbackPolicy{Allow: allow}})
 		if err := srv.Start(); err != nil {
 			rt.Close()
@@ -84,7 +87,9 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 		log.Info("worker started", "concurrency", cfg.Workers, "worker", runner.Worker)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rec := &workers.Reconciler{Jobs: store, Queue: queue, Log: log, Interval: 30 * time.Second}
+	// The interval is also the age: a job untouched for one interval is
+	// looked at on the next pass.
+	rec := &workers.Reconciler{Jobs: store, Queue: queue, Log: log, Interval: cfg.ReconcileInterval, Age: cfg.ReconcileInterval}
 	done := make(chan struct{})
 	go func() { defer close(done); rec.Run(rctx) }()
 	rt.stop = append(rt.stop, func() { cancel(); <-done })

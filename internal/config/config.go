@@ -66,6 +66,12 @@ type Server struct {
 	Workers int
 	// PhaseTimeout bounds each lifecycle phase of a job.
 	PhaseTimeout time.Duration
+	// JobQueue names the asynq queue of jobs on Redis; servers and
+	// workers that share a Redis but not a database need different ones.
+	JobQueue string
+	// ReconcileInterval is the time between the reconciler's passes,
+	// and how long a job must be untouched before a pass looks at it.
+	ReconcileInterval time.Duration
 }
 
 // Defaults returns the settings of a server started with no flags.
@@ -84,6 +90,9 @@ func Defaults() Server {
 		PhaseTimeout:    time.Hour,
 		SyncWait:        30 * time.Second,
 		ExpiryInterval:  time.Minute,
+
+		JobQueue:          "jobs",
+		ReconcileInterval: 30 * time.Second,
 	}
 }
 
@@ -139,6 +148,8 @@ func (c *Server) WorkerFlags(fs *pflag.FlagSet) {
 // workers share.
 func (c *Server) phaseFlag(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "how long each lifecycle phase of a job may run")
+	fs.StringVar(&c.JobQueue, "job-queue", c.JobQueue, "name of the job queue on Redis (asynq queues <name>-critical, <name> and <name>-low); deployments sharing a Redis need different ones")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", c.ReconcileInterval, "how often jobs stored but not queued are queued again and jobs whose worker was lost are ended, and how long a job must be untouched first")
 	fs.StringSliceVar(&c.CallbackAllow, "callback-allow", c.CallbackAllow, "internal networks (CIDRs or addresses, e.g. 10.1.0.0/16) job callbacks may reach; loopback, private and link-local addresses are refused otherwise")
 }
 
