@@ -115,15 +115,23 @@ func TestSaves(t *testing.T) {
 		// A running job is saved by its worker, in its workspace, while it
 		// runs.
 		publishTwin(t, b, "loops", "counter", map[string]string{
-			"execute": "#!/bin/sh\nn=0\nwhile :; do n=$((n+1)); echo $n > \"$TWINSTAC_STATE/n\"; sleep 0.05; done\n",
+			// The state file is replaced whole (written aside, then
+			// renamed), so a save never finds it half written.
+			"execute": "#!/bin/sh\nn=0\nwhile :; do n=$((n+1)); echo $n > \"$TWINSTAC_STATE/n.new\"; mv \"$TWINSTAC_STATE/n.new\" \"$TWINSTAC_STATE/n\"; echo tick $n; sleep 0.05; done\n",
 			"save":    "#!/bin/sh\necho saved-while-running > \"$TWINSTAC_STATE/note\"\n",
 		})
 		loop := b.want(b.do("POST", "/processes/loops:counter/execution", map[string]any{}), 201).json(t)
 		lid := loop["jobID"].(string)
 		ran := make(chan error, 1)
 		go func() { ran <- runner.Run(t.Context(), lid, 1) }()
-		testdb.WaitFor(t, 30*time.Second, "the counter job to run", func() bool {
-			return b.want(b.do("GET", "/jobs/"+lid, nil), 200).json(t)["status"] == "running"
+		testdb.WaitFor(t, 30*time.Second, "the counter job to count", func() bool {
+			logs := b.want(b.do("GET", "/jobs/"+lid+"/logs", nil), 200).json(t)
+			for _, l := range logs["lines"].([]any) {
+				if l.(map[string]any)["text"] == "tick 2" {
+					return true
+				}
+			}
+			return false
 		})
 		live := b.want(b.do("POST", "/jobs/"+lid+"/save", nil), 202).json(t)["snapshot"].(string)
 		lc, li, _ := strings.Cut(live, "/")
