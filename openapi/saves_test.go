@@ -137,6 +137,10 @@ func TestSaves(t *testing.T) {
 		lc, li, _ := strings.Cut(live, "/")
 		testdb.WaitFor(t, 30*time.Second, "the live snapshot to be published", func() bool {
 			p := b.want(b.do("GET", "/collections/"+lc+"/items/"+li, nil), 200).json(t)["properties"].(map[string]any)
+			if p["dt:save_error"] != nil {
+				logs := b.want(b.do("GET", "/jobs/"+lid+"/logs?limit=1000", nil), 200)
+				t.Fatalf("the live save failed: %v\nthe job's log: %s", p["dt:save_error"], logs.body)
+			}
 			return p["dt:state"] == "published"
 		})
 		if st := b.want(b.do("GET", "/jobs/"+lid, nil), 200).json(t); st["status"] != "running" {

@@ -390,10 +390,8 @@ func (l *Local) phase(ctx context.Context, dir string, env []string, name string
 		c := exec.Command(argv[0], argv[1:]...)
 		c.Dir = dir
 		c.Env = append(append([]string(nil), env...), extraEnv...)
-		// Its own process group, so that a stop reaches all of it; and
-		// killed with its worker, so that a worker that dies (SIGKILL,
-		// a crash) leaves no phase running beside the next attempt.
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		// Its own process group, so that a stop reaches all of it.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		return c
 	}
 	cmd := newCmd()
