@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -460,6 +461,49 @@ func TestUnpackStateRefusesEscapes(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "evil")); err == nil {
 			t.Errorf("%s: a file was written outside the state folder", name)
+		}
+	}
+}
+
+// TestPackStateWhileWritten: a twin that replaces its state files whole
+// while it runs is packed whole, every time, whatever it renames meanwhile.
+func TestPackStateWhileWritten(t *testing.T) {
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := filepath.Join(dir, "n.new")
+			if err := os.WriteFile(tmp, []byte(strconv.Itoa(i)+"\n"), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, "n")); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for range 300 {
+		var b bytes.Buffer
+		if err := workers.PackState(dir, &b); err != nil {
+			t.Fatalf("packing a state being written: %v", err)
+		}
+		out := t.TempDir()
+		if _, err := workers.UnpackState(&b, out); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := os.ReadFile(filepath.Join(out, "n")); err == nil {
+			if _, err := strconv.Atoi(strings.TrimSpace(string(n))); err != nil {
+				t.Fatalf("a state file packed half written: %q", n)
+			}
 		}
 	}
 }

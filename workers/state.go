@@ -23,6 +23,9 @@ func PackState(dir string, w io.Writer) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil // gone while packed: a twin that runs changes its state
+		}
 		if err != nil {
 			return err
 		}
@@ -38,21 +41,31 @@ func PackState(dir string, w io.Writer) error {
 		case d.IsDir():
 			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o750, ModTime: time.Unix(0, 0)})
 		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
+			// The file opened is the one packed, whatever its name holds
+			// meanwhile: a twin that replaces its state files whole (written
+			// aside, then renamed) is saved consistently while it runs.
 			f, err := os.Open(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			defer func() { _ = f.Close() }()
+			info, err := f.Stat()
+			if err != nil {
+				return err
+			}
 			hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: info.ModTime()}
 			if err := tw.WriteHeader(hdr); err != nil {
 				return err
 			}
-			// A file that grows while it is packed is cut at its size.
-			_, err = io.CopyN(tw, f, info.Size())
+			// A file that grows while it is packed is cut at its size; one
+			// cut short in place is padded with zeros to it.
+			n, err := io.CopyN(tw, f, info.Size())
+			if errors.Is(err, io.EOF) {
+				_, err = io.CopyN(tw, zeros{}, info.Size()-n)
+			}
 			return err
 		}
 		return nil
@@ -64,6 +77,14 @@ func PackState(dir string, w io.Writer) error {
 		return err
 	}
 	return gz.Close()
+}
+
+// zeros reads as zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // UnpackState unpacks a state archive (PackState) into dir and returns
