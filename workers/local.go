@@ -205,7 +205,13 @@ func (l *Local) workspace(r *Run) (string, error) {
 		}
 		label = r.Label
 	}
-	ws := filepath.Join(l.Root, r.JobID, label)
+	// Absolute, whatever the server's working folder: the phases run in
+	// the twin's folder and are given their paths.
+	root, err := filepath.Abs(l.Root)
+	if err != nil {
+		return "", err
+	}
+	ws := filepath.Join(root, r.JobID, label)
 	// A workspace left by an earlier try of the same attempt (a crash)
 	// is not reused.
 	if err := os.RemoveAll(ws); err != nil {

@@ -507,3 +507,19 @@ func TestPackStateWhileWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestRelativeRoot: a workspace folder given relative to the server's
+// working folder (the default data folder is ./twinstac-data) runs the
+// phases all the same, with absolute paths.
+func TestRelativeRoot(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ex := &workers.Local{Root: filepath.Join("twinstac-data", "work"), PhaseTimeout: time.Minute}
+	twin := scriptTwin("rel", map[string]string{"execute": "#!/bin/sh\necho \"$TWINSTAC_OUTPUTS\" > \"$TWINSTAC_OUTPUTS/where.txt\"\n"})
+	o := run(t, ex, t.Context(), &workers.Run{JobID: "j-rel", Twin: twin, Phases: []string{"execute"}})
+	if !o.Succeeded {
+		t.Fatalf("a relative workspace folder: %+v", o.Phases)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(o.Dir, "outputs", "where.txt"))); !filepath.IsAbs(got) || !filepath.IsAbs(o.Dir) {
+		t.Fatalf("paths %q and %q are not absolute", got, o.Dir)
+	}
+}
