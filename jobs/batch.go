@@ -48,6 +48,15 @@ type Batch struct {
 	Counts map[Status]int
 }
 
+// NoCounts are the counts of a batch without jobs: every status, 0.
+func NoCounts() map[Status]int {
+	c := make(map[Status]int, len(Statuses))
+	for _, st := range Statuses {
+		c[st] = 0
+	}
+	return c
+}
+
 // Done is the number of the batch's jobs that are over.
 func (b *Batch) Done() int {
 	return b.Counts[StatusSuccessful] + b.Counts[StatusFailed] + b.Counts[StatusDismissed]
@@ -285,7 +294,7 @@ func (s *Service) SubmitBatch(ctx context.Context, sub BatchSubmission) (*Batch,
 		maxAttempts = DefaultMaxAttempts
 	}
 	now := s.now()
-	b := &Batch{ID: newID(), Process: sub.Process.ID, Owner: sub.Owner, TwinOwner: sub.Process.Owner, Total: n,
+	b := &Batch{ID: NewID(), Process: sub.Process.ID, Owner: sub.Owner, TwinOwner: sub.Process.Owner, Total: n,
 		MaxParallel: sub.MaxParallel, Request: sub.Raw, ResultsCollection: sub.ResultsCollection, Created: now, Updated: now}
 	if len(b.Request) == 0 {
 		b.Request = json.RawMessage("{}")
@@ -299,7 +308,7 @@ func (s *Service) SubmitBatch(ctx context.Context, sub BatchSubmission) (*Batch,
 			return nil, catalog.Invalid(fmt.Sprintf("/inputSets/%d", i), "the inputs are not JSON: %v", err)
 		}
 		j := &Job{
-			ID: newID(), Process: sub.Process.ID,
+			ID: NewID(), Process: sub.Process.ID,
 			TwinCollection: sub.Process.Collection, TwinItem: sub.Process.Item, TwinETag: sub.Process.Version,
 			Owner: sub.Owner, TwinOwner: sub.Process.Owner, Batch: b.ID, Inputs: inputs, Request: sub.Request,
 			Status: StatusAccepted, Progress: -1, MaxAttempts: maxAttempts, Created: now, Updated: now,
@@ -398,5 +407,5 @@ func BatchVisible(b *Batch, user string) bool {
 
 func batchEvent(b *Batch, now time.Time) *catalog.Event {
 	payload, _ := json.Marshal(map[string]any{"id": b.ID, "process": b.Process, "total": b.Total, "owner": b.Owner})
-	return &catalog.Event{ID: newID(), Type: EventBatchCreated, Subject: BatchSubject(b.ID), Time: now, Payload: payload}
+	return &catalog.Event{ID: NewID(), Type: EventBatchCreated, Subject: BatchSubject(b.ID), Time: now, Payload: payload}
 }

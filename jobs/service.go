@@ -118,7 +118,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (j *Job, created b
 	}
 	now := s.now()
 	job := &Job{
-		ID: newID(), Process: sub.Process.ID,
+		ID: NewID(), Process: sub.Process.ID,
 		TwinCollection: sub.Process.Collection, TwinItem: sub.Process.Item, TwinETag: sub.Process.Version,
 		Owner: sub.Owner, TwinOwner: sub.Process.Owner, Batch: sub.Batch, Inputs: inputs, Request: sub.Request,
 		IdempotencyKey: sub.IdempotencyKey, RequestHash: requestHash(sub.Process.ID, inputs, sub.Request),
@@ -139,8 +139,6 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (j *Job, created b
 // NewID makes the id of a job, a batch, an event or an item the server
 // makes: a UUID ordered by creation time.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
-
-func newID() string { return NewID() }
 
 // requestHash identifies a request for the Idempotency-Key check: the
 // process, and the inputs and request as canonical JSON.

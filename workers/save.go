@@ -134,7 +134,7 @@ func ignoreGone(err error) error {
 	return err
 }
 
-// watchSaves makes the saves asked of a running job, in its live
+// serveSaves makes the saves asked of a running job, in its live
 // workspace, as the store shows them.
 func (r *Runner) serveSaves(ctx context.Context, j *jobs.Job, live *liveRun, log *JobLog) {
 	w := live.get()

@@ -73,32 +73,38 @@ func (s *Store) CreateBatch(ctx context.Context, b *jobs.Batch, list []*jobs.Job
 	})
 }
 
-// batchCountsSQL counts a batch's jobs by status.
-const batchCountsSQL = `SELECT status, count(*) FROM jobs WHERE batch = $1 GROUP BY status`
+// batchCountsSQL counts the jobs of batches by batch and status.
+const batchCountsSQL = `SELECT batch, status, count(*) FROM jobs WHERE batch = ANY($1::text[]) GROUP BY batch, status`
 
-func (s *Store) batchCounts(ctx context.Context, q interface {
+// batchCounts fills the counts of batches' jobs by status, in one query
+// for them all.
+func batchCounts(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, b *jobs.Batch) error {
-	rows, err := q.Query(ctx, batchCountsSQL, b.ID)
+}, list ...*jobs.Batch) error {
+	if len(list) == 0 {
+		return nil
+	}
+	byID := make(map[string]*jobs.Batch, len(list))
+	ids := make([]string, len(list))
+	for i, b := range list {
+		b.Counts = jobs.NoCounts()
+		byID[b.ID], ids[i] = b, b.ID
+	}
+	rows, err := q.Query(ctx, batchCountsSQL, ids)
 	if err != nil {
 		return err
 	}
-	b.Counts = map[jobs.Status]int{}
-	for _, st := range jobs.Statuses {
-		b.Counts[st] = 0
-	}
+	defer rows.Close()
 	for rows.Next() {
 		var (
-			st string
-			n  int
+			id, st string
+			n      int
 		)
-		if err := rows.Scan(&st, &n); err != nil {
-			rows.Close()
+		if err := rows.Scan(&id, &st, &n); err != nil {
 			return err
 		}
-		b.Counts[jobs.Status(st)] = n
+		byID[id].Counts[jobs.Status(st)] = n
 	}
-	rows.Close()
 	return rows.Err()
 }
 
@@ -111,7 +117,7 @@ func (s *Store) GetBatch(ctx context.Context, id string) (*jobs.Batch, error) {
 	if err != nil {
 		return nil, dbError(err)
 	}
-	if err := s.batchCounts(ctx, s.pool, b); err != nil {
+	if err := batchCounts(ctx, s.pool, b); err != nil {
 		return nil, dbError(err)
 	}
 	return b, nil
@@ -151,10 +157,8 @@ func (s *Store) ListBatches(ctx context.Context, q jobs.BatchQuery) ([]*jobs.Bat
 	if err != nil {
 		return nil, dbError(err)
 	}
-	for _, b := range out {
-		if err := s.batchCounts(ctx, s.pool, b); err != nil {
-			return nil, dbError(err)
-		}
+	if err := batchCounts(ctx, s.pool, out...); err != nil {
+		return nil, dbError(err)
 	}
 	if out == nil {
 		out = []*jobs.Batch{}
@@ -249,7 +253,7 @@ WHERE batch = $1 AND status = 'running' AND NOT dismiss_requested`, id, now); er
 			return t.fail(err)
 		}
 		b.Updated = now
-		if err := s.batchCounts(ctx, t.tx, b); err != nil {
+		if err := batchCounts(ctx, t.tx, b); err != nil {
 			return t.fail(err)
 		}
 		out = b

@@ -83,26 +83,34 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?)`)
 	})
 }
 
-// batchCounts fills a batch's counts of jobs by status.
-func batchCounts(ctx context.Context, q querier, b *jobs.Batch) error {
-	rows, err := q.QueryContext(ctx, `SELECT status, count(*) FROM jobs WHERE batch = ? GROUP BY status`, b.ID)
+// batchCounts fills the counts of batches' jobs by status, in one query
+// for them all.
+func batchCounts(ctx context.Context, q querier, list ...*jobs.Batch) error {
+	if len(list) == 0 {
+		return nil
+	}
+	byID := make(map[string]*jobs.Batch, len(list))
+	ids := make([]string, len(list))
+	for i, b := range list {
+		b.Counts = jobs.NoCounts()
+		byID[b.ID], ids[i] = b, b.ID
+	}
+	idsJSON, _ := json.Marshal(ids)
+	rows, err := q.QueryContext(ctx, `SELECT batch, status, count(*) FROM jobs
+WHERE batch IN (SELECT value FROM json_each(?)) GROUP BY batch, status`, string(idsJSON))
 	if err != nil {
 		return dbError(err)
 	}
 	defer func() { _ = rows.Close() }()
-	b.Counts = map[jobs.Status]int{}
-	for _, st := range jobs.Statuses {
-		b.Counts[st] = 0
-	}
 	for rows.Next() {
 		var (
-			st string
-			n  int
+			id, st string
+			n      int
 		)
-		if err := rows.Scan(&st, &n); err != nil {
+		if err := rows.Scan(&id, &st, &n); err != nil {
 			return dbError(err)
 		}
-		b.Counts[jobs.Status(st)] = n
+		byID[id].Counts[jobs.Status(st)] = n
 	}
 	if err := rows.Err(); err != nil {
 		return dbError(err)
@@ -155,10 +163,8 @@ func (s *Store) ListBatches(ctx context.Context, q jobs.BatchQuery) ([]*jobs.Bat
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range out {
-		if err := batchCounts(ctx, s.r, b); err != nil {
-			return nil, err
-		}
+	if err := batchCounts(ctx, s.r, out...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
