@@ -321,8 +321,26 @@ func (s *Service) CreateItems(ctx context.Context, collection string, raws [][]b
 	if _, err := s.Store.GetCollection(ctx, collection); err != nil {
 		return nil, notFound(err, "collection %q not found", collection)
 	}
+	// Items that name no predecessor go in as one write; a predecessor
+	// may be an item created just before in the same request, so with
+	// one the items go one by one.
+	together := len(items) > 1
+	for _, it := range items {
+		if _, _, ok, err := predecessorOf(it); ok || err != nil {
+			together = false
+		}
+	}
 	err := s.Store.Update(ctx, func(tx Tx) error {
 		var events []*Event
+		if together {
+			if err := tx.InsertItems(ctx, collection, items); err != nil {
+				return err
+			}
+			for _, it := range items {
+				events = append(events, NewItemEvent(EventItemCreated, it, it.Created))
+			}
+			return tx.AppendEvents(ctx, events...)
+		}
 		for i, it := range items {
 			if err := s.checkPredecessor(ctx, tx, it); err != nil {
 				return pointInto(err, len(items), i)

@@ -85,6 +85,10 @@ type Tx interface {
 	// InsertItem stores a new item (sealed). Codes: ENOTFOUND (no
 	// collection), ECONFLICT (the id exists or existed).
 	InsertItem(ctx context.Context, it *Item) error
+	// InsertItems stores new items (sealed) of one collection, as one
+	// write where the store can. Codes: ENOTFOUND (no collection),
+	// ECONFLICT (an id exists, existed, or comes twice).
+	InsertItems(ctx context.Context, collection string, items []*Item) error
 	// UpdateItem replaces an item whose ETag is still etag; an item whose
 	// Doc is nil is written as a tombstone. Codes: ENOTFOUND, EPRECONDITION.
 	UpdateItem(ctx context.Context, it *Item, etag string) error

@@ -28,6 +28,13 @@ type Store interface {
 	// requested is not claimed. Codes: ENOTFOUND, ECONFLICT (not
 	// claimable: ErrNotClaimable).
 	ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*Job, error)
+	// ClaimJobs makes many claims in one transaction, for worker at now:
+	// each is what ClaimJob would make of it, in order (a job named twice
+	// is claimed as two ClaimJob calls one after the other would). event
+	// builds the event of a job as claimed, written with the claims
+	// (nil: none). It returns one Changed per claim, in order; err is
+	// for the whole: nothing was claimed.
+	ClaimJobs(ctx context.Context, claims []Claim, worker string, now time.Time, event func(*Job) *catalog.Event) ([]Changed, error)
 	// ReleaseJob gives back the attempt worker runs, as a stopping worker
 	// does: its task goes back to the queue with the same attempt, which
 	// another worker may claim again. Nothing changes unless worker runs
@@ -40,6 +47,10 @@ type Store interface {
 	// FinishJob ends a job running at attempt. Codes: ENOTFOUND,
 	// ECONFLICT (not running at attempt), EINVALID (f.Status not final).
 	FinishJob(ctx context.Context, id string, attempt int, f Finish, now time.Time, ev *catalog.Event) (*Job, error)
+	// FinishJobs ends many jobs in one transaction at now: each is what
+	// FinishJob would make of it, in order. It returns one Changed per
+	// end, in order; err is for the whole: nothing changed.
+	FinishJobs(ctx context.Context, ends []End, now time.Time) ([]Changed, error)
 	// RequestSave asks the worker running a job for a save into the
 	// snapshot item ref (<collection>/<item>): ref joins the job's Saves
 	// if the job is running. It returns the job after; a job that is not
@@ -89,3 +100,45 @@ type LogEntry struct {
 
 // StreamSystem is the stream of the lines the server adds to a log.
 const StreamSystem = "twinstac"
+
+// Claim is one claim of ClaimJobs: the attempt of a job.
+type Claim struct {
+	ID      string
+	Attempt int
+}
+
+// End is one end of FinishJobs: the job's attempt ends as Finish says,
+// with Event (none when nil).
+type End struct {
+	ID      string
+	Attempt int
+	Finish  Finish
+	Event   *catalog.Event
+}
+
+// Changed is what became of one job of a many-job change: the job after
+// it, or the error the one-job change would have returned.
+type Changed struct {
+	Job *Job
+	Err error
+}
+
+// Rounds splits n changes of the jobs id(0) … id(n-1) into rounds in
+// which no job comes twice, keeping their order: a store applies them
+// round after round, so that a job named twice changes twice, in order.
+// Mostly there is one round.
+func Rounds(n int, id func(int) string) [][]int {
+	var (
+		rounds [][]int
+		seen   = make(map[string]int, n) // id -> rounds it is in
+	)
+	for i := range n {
+		r := seen[id(i)]
+		seen[id(i)] = r + 1
+		if r == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[r] = append(rounds[r], i)
+	}
+	return rounds
+}

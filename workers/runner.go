@@ -43,6 +43,11 @@ type Runner struct {
 	DismissPoll time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Group is the most jobs whose claims, result items (of one
+	// collection) or ends are written in one transaction: those that come
+	// while the previous group is written go together (default
+	// DefaultGroup; 1: each job on its own).
+	Group int
 
 	// open holds the logs of the attempts running here, by job id, so
 	// that a job's log is complete before the job ends: who sees it end
@@ -52,6 +57,75 @@ type Runner struct {
 	// exist; twins the twins' published versions (immutable), by
 	// <collection>/<item>@<etag>.
 	collections, twins sync.Map
+
+	groupOnce sync.Once
+	claims    *group[jobs.Claim, jobs.Changed]
+	ends      *group[jobs.End, jobs.Changed]
+	results   *groups[[]byte, error]
+}
+
+// DefaultGroup is the default of Runner.Group.
+const DefaultGroup = 64
+
+// grouped makes the groups the jobs' writes go through.
+func (r *Runner) grouped() {
+	r.groupOnce.Do(func() {
+		n := r.Group
+		if n <= 0 {
+			n = DefaultGroup
+		}
+		r.claims = newGroup(n, func(ctx context.Context, in []jobs.Claim) ([]jobs.Changed, error) {
+			now := r.now()
+			return r.Jobs.ClaimJobs(ctx, in, r.Worker, now, func(j *jobs.Job) *catalog.Event {
+				return jobs.NewEvent(j, jobs.EventJobRunning, now)
+			})
+		})
+		r.ends = newGroup(n, func(ctx context.Context, in []jobs.End) ([]jobs.Changed, error) {
+			return r.Jobs.FinishJobs(ctx, in, r.now())
+		})
+		r.results = &groups[[]byte, error]{max: n, do: r.createResults}
+	})
+}
+
+// claim claims an attempt of a job, with the claims of the other jobs
+// starting now.
+func (r *Runner) claim(ctx context.Context, id string, attempt int) (*jobs.Job, error) {
+	r.grouped()
+	c, err := r.claims.call(ctx, jobs.Claim{ID: id, Attempt: attempt})
+	if err != nil {
+		return nil, err
+	}
+	return c.Job, c.Err
+}
+
+// createResults creates result items in one collection, at once when
+// they all can be: otherwise each on its own, so that one item's fault
+// is its job's only.
+func (r *Runner) createResults(ctx context.Context, coll string, raws [][]byte) ([]error, error) {
+	opts := catalog.CreateOptions{MaySetOwner: true, MayPublish: true}
+	out := make([]error, len(raws))
+	_, err := r.Catalog.CreateItems(ctx, coll, raws, opts)
+	if err == nil || len(raws) == 1 {
+		for i := range out {
+			out[i] = err
+		}
+		return out, nil
+	}
+	for i, raw := range raws {
+		_, out[i] = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, opts)
+	}
+	return out, nil
+}
+
+// createResult creates a result item, with the others of its
+// collection being created now.
+func (r *Runner) createResult(ctx context.Context, coll string, raw []byte) error {
+	r.grouped()
+	out, err := r.results.call(ctx, coll, raw)
+	if err != nil {
+		return err
+	}
+	return out
 }
 
 func (r *Runner) now() time.Time {
@@ -89,19 +163,8 @@ func ResultsCollection(twinCollection, twinItem string) string {
 // should be tried again (the store or the catalog was unavailable); a
 // twin that fails ends its job failed and Run returns nil.
 func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
-	// The running event commits with the claim: it is built from the
-	// job as read just before, at the attempt being claimed.
-	cur, err := r.Jobs.GetJob(ctx, jobID)
-	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	claimed := *cur
-	claimed.Attempt = attempt
-	now := r.now()
-	j, err := r.Jobs.ClaimJob(ctx, jobID, attempt, r.Worker, now, jobs.NewEvent(&claimed, jobs.EventJobRunning, now))
+	// The running event commits with the claim.
+	j, err := r.claim(ctx, jobID, attempt)
 	if err != nil {
 		if code := catalog.ErrorCode(err); code == catalog.ECONFLICT || code == catalog.ENOTFOUND {
 			// A task a stopping worker gave back may come before that
@@ -325,7 +388,12 @@ func (r *Runner) finishJob(ctx context.Context, j *jobs.Job, f jobs.Finish) (*jo
 	// The job ends even when the worker is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	now := r.now()
-	done, err := r.Jobs.FinishJob(ctx, j.ID, j.Attempt, f, now, jobs.NewEvent(j, jobs.EventType(f.Status), now))
+	r.grouped()
+	c, err := r.ends.call(ctx, jobs.End{ID: j.ID, Attempt: j.Attempt, Finish: f, Event: jobs.NewEvent(j, jobs.EventType(f.Status), now)})
+	done := c.Job
+	if err == nil {
+		err = c.Err
+	}
 	if err != nil && jl != nil && len(f.Log) > 0 {
 		// Not ended by this attempt: its lines are kept all the same.
 		_, _ = r.Jobs.AppendLog(ctx, j.ID, f.Log, f.MaxLogBytes)
@@ -585,12 +653,12 @@ func (r *Runner) publish(ctx context.Context, j *jobs.Job, req Request, twin *ca
 	if err != nil {
 		return "", err
 	}
-	_, err = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true, MayPublish: true})
+	err = r.createResult(ctx, coll, raw)
 	if catalog.ErrorCode(err) == catalog.ENOTFOUND {
 		// The collection was deleted since this worker made sure of it.
 		r.collections.Delete(coll)
 		if err = r.ensureResults(ctx, coll, j, twin); err == nil {
-			_, err = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, catalog.CreateOptions{MaySetOwner: true, MayPublish: true})
+			err = r.createResult(ctx, coll, raw)
 		}
 	}
 	if err != nil {

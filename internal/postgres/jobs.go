@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -243,14 +244,112 @@ func (s *Store) changeJob(ctx context.Context, id, sql string, args []any, ev *c
 	return out, err
 }
 
-// ClaimJob implements jobs.Store. The conditional UPDATE is the fence:
-// of concurrent claims of one attempt, the first to lock the row wins and
-// the others find it no longer claimable.
+// ClaimJob implements jobs.Store, as a ClaimJobs of one.
 func (s *Store) ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*jobs.Job, error) {
-	return s.changeJob(ctx, id, `UPDATE jobs SET status = 'running', attempt = $2, worker = $3, updated = $4, started = COALESCE(started, $4)
-WHERE id = $1 AND $2 >= 1 AND NOT dismiss_requested AND (status = 'accepted' OR (status = 'running' AND attempt < $2)
-	OR (status = 'running' AND attempt = $2 AND worker = ''))`,
-		[]any{id, attempt, worker, now}, ev, func(j *jobs.Job) error { return jobs.ErrNotClaimable(id, j.Status, j.Attempt) })
+	out, err := s.ClaimJobs(ctx, []jobs.Claim{{ID: id, Attempt: attempt}}, worker, now, func(*jobs.Job) *catalog.Event { return ev })
+	if err != nil {
+		return nil, err
+	}
+	return out[0].Job, out[0].Err
+}
+
+// claimJobsSQL claims the jobs of one round. The conditional UPDATE is
+// the fence: of concurrent claims of one attempt, the first to lock the
+// row wins and the others find it no longer claimable. The claims come
+// in id order, so that concurrent rounds lock their rows in one order.
+var claimJobsSQL = `UPDATE jobs AS j SET status = 'running', attempt = c.attempt, worker = $3, updated = $4, started = COALESCE(j.started, $4)
+FROM unnest($1::text[], $2::int[]) AS c(id, attempt)
+WHERE j.id = c.id AND c.attempt >= 1 AND NOT j.dismiss_requested AND (j.status = 'accepted' OR (j.status = 'running' AND j.attempt < c.attempt)
+	OR (j.status = 'running' AND j.attempt = c.attempt AND j.worker = ''))
+RETURNING ` + qualified("j", jobColumns)
+
+// ClaimJobs implements jobs.Store: one UPDATE per round (mostly one),
+// and the events of the claimed jobs.
+func (s *Store) ClaimJobs(ctx context.Context, claims []jobs.Claim, worker string, now time.Time, event func(*jobs.Job) *catalog.Event) ([]jobs.Changed, error) {
+	out := make([]jobs.Changed, len(claims))
+	err := s.Update(ctx, func(tx catalog.Tx) error {
+		t := tx.(*Tx)
+		clear(out)
+		var events []*catalog.Event
+		for _, round := range jobs.Rounds(len(claims), func(i int) string { return claims[i].ID }) {
+			slices.SortFunc(round, func(a, b int) int { return strings.Compare(claims[a].ID, claims[b].ID) })
+			ids, attempts := make([]string, len(round)), make([]int32, len(round))
+			for k, i := range round {
+				ids[k], attempts[k] = claims[i].ID, int32(claims[i].Attempt)
+			}
+			claimed, err := t.jobsOf(ctx, claimJobsSQL, ids, attempts, worker, now)
+			if err != nil {
+				return err
+			}
+			cur, err := t.missingJobs(ctx, ids, claimed)
+			if err != nil {
+				return err
+			}
+			for _, i := range round {
+				id := claims[i].ID
+				switch j, c := claimed[id], cur[id]; {
+				case j != nil:
+					out[i].Job = j
+					if event != nil {
+						if ev := event(j); ev != nil {
+							events = append(events, ev)
+						}
+					}
+				case c != nil:
+					out[i].Err = jobs.ErrNotClaimable(id, c.Status, c.Attempt)
+				default:
+					out[i].Err = errJobNotFound(id)
+				}
+			}
+		}
+		return t.AppendEvents(ctx, events...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// qualified prefixes each of the comma-separated columns with table.
+func qualified(table, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = table + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// jobsOf runs a statement that returns job rows, by id.
+func (t *Tx) jobsOf(ctx context.Context, sql string, args ...any) (map[string]*jobs.Job, error) {
+	rows, err := t.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*jobs.Job, error) { return scanJob(r) })
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	out := make(map[string]*jobs.Job, len(list))
+	for _, j := range list {
+		out[j.ID] = j
+	}
+	return out, nil
+}
+
+// missingJobs reads the jobs of ids that are not in changed, as they
+// are: why a change did not apply to them (a job missing from the
+// result does not exist).
+func (t *Tx) missingJobs(ctx context.Context, ids []string, changed map[string]*jobs.Job) (map[string]*jobs.Job, error) {
+	var missing []string
+	for _, id := range ids {
+		if changed[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return t.jobsOf(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ANY($1::text[])`, missing)
 }
 
 // SetProgress implements jobs.Store.
@@ -266,68 +365,194 @@ func notRunningAt(attempt int) func(*jobs.Job) error {
 	}
 }
 
-// FinishJob implements jobs.Store.
+// FinishJob implements jobs.Store, as a FinishJobs of one.
 func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Finish, now time.Time, ev *catalog.Event) (*jobs.Job, error) {
-	if !f.Status.Final() {
-		return nil, catalog.Errorf(catalog.EINVALID, "a job ends successful, failed or dismissed, not %q", f.Status)
+	out, err := s.FinishJobs(ctx, []jobs.End{{ID: id, Attempt: attempt, Finish: f, Event: ev}}, now)
+	if err != nil {
+		return nil, err
 	}
-	if len(f.Log) == 0 {
-		return s.changeJob(ctx, id, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
-	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8, final_state = $9
-WHERE id = $1 AND status = 'running' AND attempt = $2`,
-			[]any{id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState}, ev, notRunningAt(attempt))
+	return out[0].Job, out[0].Err
+}
+
+// lockRunningSQL locks the jobs of a round that run at the attempt
+// named, in id order, and returns their log's byte count.
+const lockRunningSQL = `SELECT j.id, j.log_bytes, j.log_truncated FROM jobs AS j
+JOIN unnest($1::text[], $2::int[]) AS c(id, attempt) ON j.id = c.id
+WHERE j.id = ANY($1::text[]) AND j.status = 'running' AND j.attempt = c.attempt ORDER BY j.id FOR UPDATE OF j`
+
+// finishJobsSQL ends the locked jobs of a round ($3), each as its
+// record in $1 says. The ids in $3 let the planner look the jobs up by
+// key: it guesses a hundred records, where a round has a few.
+var finishJobsSQL = `UPDATE jobs AS j SET status = c.status, message = c.message, results = c.results, exception = c.exception,
+	usage = c.usage, progress = CASE WHEN c.status = 'successful' THEN 100 ELSE j.progress END, finished = $2, updated = $2,
+	final_state = c.final_state, log_bytes = c.log_bytes, log_truncated = j.log_truncated OR c.cut
+FROM jsonb_to_recordset($1::jsonb) AS c(id text, status text, message text, results text[], exception jsonb, usage jsonb,
+	final_state text, log_bytes bigint, cut boolean)
+WHERE j.id = ANY($3::text[]) AND j.id = c.id
+RETURNING ` + qualified("j", jobColumns)
+
+// endRecord is one job's record in finishJobsSQL.
+type endRecord struct {
+	ID         string          `json:"id"`
+	Status     string          `json:"status"`
+	Message    string          `json:"message"`
+	Results    []string        `json:"results"`
+	Exception  json.RawMessage `json:"exception"`
+	Usage      json.RawMessage `json:"usage"`
+	FinalState string          `json:"final_state"`
+	LogBytes   int64           `json:"log_bytes"`
+	Cut        bool            `json:"cut"`
+}
+
+// FinishJobs implements jobs.Store. Per round: the jobs running at
+// their attempt are locked in id order; the log lines that fit their
+// bound go in by one COPY; one UPDATE ends them all; the events follow.
+func (s *Store) FinishJobs(ctx context.Context, ends []jobs.End, now time.Time) ([]jobs.Changed, error) {
+	out := make([]jobs.Changed, len(ends))
+	valid := make([]bool, len(ends))
+	for i, e := range ends {
+		switch {
+		case !e.Finish.Status.Final():
+			out[i].Err = catalog.Errorf(catalog.EINVALID, "a job ends successful, failed or dismissed, not %q", e.Finish.Status)
+		case len(e.Finish.Exception) > 0 && !json.Valid(e.Finish.Exception):
+			out[i].Err = catalog.Invalid("/exception", "the exception of job %q is not JSON", e.ID)
+		case len(e.Finish.Usage) > 0 && !json.Valid(e.Finish.Usage):
+			out[i].Err = catalog.Invalid("/usage", "the usage of job %q is not JSON", e.ID)
+		default:
+			valid[i] = true
+		}
 	}
-	// With the attempt's last log lines: the row is locked first, so
-	// that the lines fit the job's bound and the end is one row update.
-	var out *jobs.Job
 	err := s.Update(ctx, func(tx catalog.Tx) error {
 		t := tx.(*Tx)
+		for i := range out {
+			if valid[i] {
+				out[i] = jobs.Changed{}
+			}
+		}
 		var (
-			used      int64
-			truncated bool
+			todo   []int
+			events []*catalog.Event
 		)
-		err := t.tx.QueryRow(ctx, `SELECT log_bytes, log_truncated FROM jobs WHERE id = $1 AND status = 'running' AND attempt = $2 FOR UPDATE`,
-			id, attempt).Scan(&used, &truncated)
-		if isNoRows(err) {
-			cur, err := scanJob(t.tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
-			if isNoRows(err) {
-				return errJobNotFound(id)
+		for i := range ends {
+			if valid[i] {
+				todo = append(todo, i)
 			}
+		}
+		for _, round := range jobs.Rounds(len(todo), func(k int) string { return ends[todo[k]].ID }) {
+			for k := range round {
+				round[k] = todo[round[k]]
+			}
+			slices.SortFunc(round, func(a, b int) int { return strings.Compare(ends[a].ID, ends[b].ID) })
+			evs, err := t.finishRound(ctx, ends, round, now, out)
 			if err != nil {
-				return t.fail(err)
+				return err
 			}
-			return notRunningAt(attempt)(cur)
+			events = append(events, evs...)
 		}
-		if err != nil {
-			return t.fail(err)
+		return t.AppendEvents(ctx, events...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// finishRound ends the jobs ends[round] (each named once), writing into
+// out, and returns the events of those that ended.
+func (t *Tx) finishRound(ctx context.Context, ends []jobs.End, round []int, now time.Time, out []jobs.Changed) ([]*catalog.Event, error) {
+	ids, attempts := make([]string, len(round)), make([]int32, len(round))
+	for k, i := range round {
+		ids[k], attempts[k] = ends[i].ID, int32(ends[i].Attempt)
+	}
+	type logState struct {
+		used      int64
+		truncated bool
+	}
+	running := make(map[string]logState, len(round))
+	rows, err := t.tx.Query(ctx, lockRunningSQL, ids, attempts)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	for rows.Next() {
+		var (
+			id string
+			st logState
+		)
+		if err := rows.Scan(&id, &st.used, &st.truncated); err != nil {
+			rows.Close()
+			return nil, t.fail(err)
 		}
-		keep, marker, newUsed := jobs.FitLog(used, truncated, f.Log, f.MaxLogBytes)
+		running[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(err)
+	}
+	var (
+		records []endRecord
+		locked  []string
+		lines   [][]any
+	)
+	for _, i := range round {
+		e := &ends[i]
+		st, ok := running[e.ID]
+		if !ok {
+			continue
+		}
+		f := &e.Finish
+		keep, marker, newUsed := jobs.FitLog(st.used, st.truncated, f.Log, f.MaxLogBytes)
 		if marker != nil {
 			keep = append(keep, *marker)
 		}
-		if len(keep) > 0 {
-			rows := make([][]any, len(keep))
-			for i, e := range keep {
-				rows[i] = []any{id, e.Attempt, e.Phase, e.Stream, e.Time, e.Text}
-			}
-			if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"job_logs"}, []string{"job", "attempt", "phase", "stream", "time", "text"}, pgx.CopyFromRows(rows)); err != nil {
-				return t.fail(err)
-			}
+		for _, l := range keep {
+			lines = append(lines, []any{e.ID, l.Attempt, l.Phase, l.Stream, l.Time, l.Text})
 		}
-		out, err = scanJob(t.tx.QueryRow(ctx, `UPDATE jobs SET status = $3, message = $4, results = $5, exception = $6, usage = $7,
-	progress = CASE WHEN $3 = 'successful' THEN 100 ELSE progress END, finished = $8, updated = $8, final_state = $9,
-	log_bytes = $10, log_truncated = log_truncated OR $11
-WHERE id = $1 AND attempt = $2 RETURNING `+jobColumns,
-			id, attempt, string(f.Status), f.Message, f.Results, jsonOrNil(f.Exception), jsonOrNil(f.Usage), now, f.FinalState, newUsed, marker != nil))
+		locked = append(locked, e.ID)
+		records = append(records, endRecord{ID: e.ID, Status: string(f.Status), Message: f.Message, Results: f.Results,
+			Exception: jsonOrNull(f.Exception), Usage: jsonOrNull(f.Usage), FinalState: f.FinalState, LogBytes: newUsed, Cut: marker != nil})
+	}
+	if len(lines) > 0 {
+		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"job_logs"}, []string{"job", "attempt", "phase", "stream", "time", "text"}, pgx.CopyFromRows(lines)); err != nil {
+			return nil, t.fail(err)
+		}
+	}
+	ended := map[string]*jobs.Job{}
+	if len(records) > 0 {
+		doc, err := json.Marshal(records)
 		if err != nil {
-			return t.fail(err)
+			return nil, catalog.Internal(err)
 		}
-		if ev != nil {
-			return t.AppendEvents(ctx, ev)
+		if ended, err = t.jobsOf(ctx, finishJobsSQL, doc, now, locked); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return out, err
+	}
+	cur, err := t.missingJobs(ctx, ids, ended)
+	if err != nil {
+		return nil, err
+	}
+	var events []*catalog.Event
+	for _, i := range round {
+		e := &ends[i]
+		switch j, c := ended[e.ID], cur[e.ID]; {
+		case j != nil:
+			out[i].Job = j
+			if e.Event != nil {
+				events = append(events, e.Event)
+			}
+		case c != nil:
+			out[i].Err = notRunningAt(e.Attempt)(c)
+		default:
+			out[i].Err = errJobNotFound(e.ID)
+		}
+	}
+	return events, nil
+}
+
+// jsonOrNull is a JSON value to embed, null for none.
+func jsonOrNull(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
 }
 
 // ReleaseJob implements jobs.Store.

@@ -76,3 +76,31 @@ func TestItemReadersBackfill(t *testing.T) {
 		t.Fatalf("after DeletePolicy: %s, want %s", got, want)
 	}
 }
+
+// TestInsertItemsReaders checks that items inserted together get the
+// readers of the policies that shared them before they existed, as an
+// item inserted alone does.
+func TestInsertItemsReaders(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	insertCollection(t, s, "c1")
+	p := &access.Policy{ID: "p1", Resources: []string{"items:c1/x"}, Subjects: []string{"user:u"}, Actions: []string{"read"}, Effect: "allow", Created: t0}
+	if err := s.CreatePolicy(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	list := []*catalog.Item{
+		storetest.NewItem(t, "c1", "x", t0, point(1, 2), catalog.StatePublished),
+		storetest.NewItem(t, "c1", "y", t0, point(1, 2), catalog.StatePublished),
+	}
+	if err := s.Update(ctx, func(tx catalog.Tx) error { return tx.InsertItems(ctx, "c1", list) }); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := s.Pool().QueryRow(ctx, `SELECT string_agg(id || '=' || coalesce(array_to_string(readers, ','), '-'), ' ' ORDER BY id) FROM items`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "x=p1 y=-" {
+		t.Fatalf("readers: %s, want x=p1 y=-", got)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -188,6 +190,98 @@ func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {
 	return catalog.ErrItemExists(it.Collection, it.ID, state != nil && *state == string(catalog.StateDeleted), nil)
 }
 
+// insertItemsSQL is insertItemSQL for many items of one collection ($1),
+// in one statement; it returns the ids it inserted.
+const insertItemsSQL = `INSERT INTO items (collection, id, state, start_dt, end_dt, geometry, created, updated, etag, content, readers)
+SELECT $1::text, x.id, x.state, x.start_dt, x.end_dt, ST_GeomFromEWKB(x.geometry), x.created, x.updated, x.etag, x.content::jsonb,
+	(SELECT array_agg(g.policy ORDER BY g.policy) FROM item_grants AS g WHERE g.collection = $1 AND g.id = x.id)
+FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[])
+	AS x(id, state, start_dt, end_dt, geometry, created, updated, etag, content)
+WHERE EXISTS (SELECT 1 FROM collections WHERE id = $1)
+ON CONFLICT (collection, id) DO NOTHING
+RETURNING id`
+
+// InsertItems implements catalog.Tx: one INSERT for all the items. An
+// id that is taken (or comes twice) is skipped by the statement, which
+// leaves the transaction usable, and reported as InsertItem would.
+func (t *Tx) InsertItems(ctx context.Context, collection string, items []*catalog.Item) error {
+	if len(items) == 1 && items[0].Collection == collection {
+		return t.InsertItem(ctx, items[0])
+	}
+	n := len(items)
+	var (
+		ids, states, etags, contents = make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+		starts, ends, created, upd   = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		geoms                        = make([][]byte, n)
+	)
+	for i, it := range items {
+		if it.Collection != collection {
+			return catalog.Internal(fmt.Errorf("postgres: item %q of collection %q inserted into %q", it.ID, it.Collection, collection))
+		}
+		r, err := rowOf(it)
+		if err != nil {
+			return err
+		}
+		ids[i], states[i], etags[i] = it.ID, r.state, r.etag
+		starts[i], ends[i], created[i], upd[i] = r.start, r.end, r.created, r.updated
+		geoms[i] = r.geometry
+		if r.content != nil {
+			c := string(r.content)
+			contents[i] = &c
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(shareLockSharedSQL, collection)
+	b.Queue(insertItemsSQL, collection, ids, states, starts, ends, geoms, created, upd, etags, contents)
+	br := t.tx.SendBatch(ctx, b)
+	_, err := br.Exec()
+	inserted := make(map[string]bool, n)
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			var id string
+			_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+				inserted[id] = true
+				return nil
+			})
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if noPartition(err) {
+		return catalog.ErrCollectionNotFound(collection)
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	if len(inserted) == n {
+		return nil
+	}
+	// Which one was it: no collection, or a taken id (here first, or
+	// earlier in the list).
+	var exists bool
+	if err := t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)`, collection).Scan(&exists); err != nil {
+		return t.fail(err)
+	}
+	if !exists {
+		return catalog.ErrCollectionNotFound(collection)
+	}
+	seen := make(map[string]bool, n)
+	for _, it := range items {
+		if inserted[it.ID] && !seen[it.ID] {
+			seen[it.ID] = true
+			continue
+		}
+		var state *string
+		if err := t.tx.QueryRow(ctx, `SELECT state FROM items WHERE collection = $1 AND id = $2`, collection, it.ID).Scan(&state); err != nil && !isNoRows(err) {
+			return t.fail(err)
+		}
+		return catalog.ErrItemExists(collection, it.ID, state != nil && *state == string(catalog.StateDeleted), nil)
+	}
+	return catalog.Internal(fmt.Errorf("postgres: %d of %d items inserted, none refused", len(inserted), n))
+}
+
 const updateItemSQL = `UPDATE items SET state = $3, start_dt = $4, end_dt = $5, geometry = ST_GeomFromEWKB($6::bytea),
 	updated = $7, etag = $8, content = $9
 WHERE collection = $1 AND id = $2 AND etag = $10`
@@ -233,18 +327,51 @@ func (t *Tx) swapped(ctx context.Context, tag pgconn.CommandTag, lookup string, 
 
 const insertEventSQL = `INSERT INTO outbox (id, type, subject, time, payload) VALUES ($1, $2, $3, $4, $5) RETURNING seq`
 
-// AppendEvents writes events to the outbox, in one round trip, and sets
+// insertEventsSQL writes many events in one statement, in their order:
+// the seqs are drawn as the rows go in, so the i-th smallest seq
+// returned is the i-th event's.
+const insertEventsSQL = `INSERT INTO outbox (id, type, subject, time, payload)
+SELECT e.id, e.type, e.subject, e.time, e.payload::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS e(id, type, subject, time, payload, n)
+ORDER BY e.n
+RETURNING seq`
+
+// AppendEvents writes events to the outbox, in one statement, and sets
 // their Seq.
 func (t *Tx) AppendEvents(ctx context.Context, events ...*catalog.Event) error {
-	if len(events) == 0 {
+	switch len(events) {
+	case 0:
+		return nil
+	case 1:
+		ev := events[0]
+		if err := t.tx.QueryRow(ctx, insertEventSQL, eventArgs(ev)...).Scan(&ev.Seq); err != nil {
+			return t.fail(err)
+		}
 		return nil
 	}
-	var b pgx.Batch
-	for _, ev := range events {
-		b.Queue(insertEventSQL, eventArgs(ev)...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.Seq) })
+	n := len(events)
+	ids, types, subjects, payloads, times := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	for i, ev := range events {
+		ids[i], types[i], subjects[i], times[i] = ev.ID, ev.Type, ev.Subject, ev.Time
+		payloads[i] = "null"
+		if len(ev.Payload) > 0 {
+			payloads[i] = string(ev.Payload)
+		}
 	}
-	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+	rows, err := t.tx.Query(ctx, insertEventsSQL, ids, types, subjects, times, payloads)
+	if err != nil {
 		return t.fail(err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return t.fail(err)
+	}
+	if len(seqs) != n {
+		return catalog.Internal(fmt.Errorf("postgres: %d events written, %d returned", n, len(seqs)))
+	}
+	slices.Sort(seqs)
+	for i, ev := range events {
+		ev.Seq = seqs[i]
 	}
 	return nil
 }

@@ -290,29 +290,62 @@ func (s *Store) ListJobs(ctx context.Context, q jobs.Query) ([]*jobs.Job, error)
 // finished, being dismissed, or at this attempt or a newer one),
 // EUNAVAILABLE.
 func (s *Store) ClaimJob(ctx context.Context, id string, attempt int, worker string, now time.Time, ev *catalog.Event) (*jobs.Job, error) {
-	var j *jobs.Job
+	out, err := s.ClaimJobs(ctx, []jobs.Claim{{ID: id, Attempt: attempt}}, worker, now, func(*jobs.Job) *catalog.Event { return ev })
+	if err != nil {
+		return nil, err
+	}
+	return out[0].Job, out[0].Err
+}
+
+// ClaimJobs implements jobs.Store: the claims one after the other in one
+// write transaction.
+func (s *Store) ClaimJobs(ctx context.Context, claims []jobs.Claim, worker string, now time.Time, event func(*jobs.Job) *catalog.Event) ([]jobs.Changed, error) {
+	out := make([]jobs.Changed, len(claims))
 	err := s.updateJobs(ctx, func(t *Tx) error {
+		clear(out)
 		us := micros(now)
-		res, err := t.tx.ExecContext(ctx, claimJobSQL, attempt, worker, us, us, id, attempt, attempt, attempt)
-		if err != nil {
-			return dbError(err)
+		for i, c := range claims {
+			res, err := t.tx.ExecContext(ctx, claimJobSQL, c.Attempt, worker, us, us, c.ID, c.Attempt, c.Attempt, c.Attempt)
+			if err != nil {
+				return dbError(err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return dbError(err)
+			}
+			j, err := getJob(ctx, t.tx, c.ID)
+			if ownError(err) {
+				out[i].Err = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				out[i].Err = jobs.ErrNotClaimable(c.ID, j.Status, j.Attempt)
+				continue
+			}
+			out[i].Job = j
+			if event != nil {
+				if err := t.jobEvent(ctx, event(j)); err != nil {
+					return err
+				}
+			}
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return dbError(err)
-		}
-		if j, err = getJob(ctx, t.tx, id); err != nil {
-			return err
-		}
-		if n == 0 {
-			return jobs.ErrNotClaimable(id, j.Status, j.Attempt)
-		}
-		return t.jobEvent(ctx, ev)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return j, nil
+	return out, nil
+}
+
+// ownError tells the error of one job of a many-job change (the job is
+// missing or not in the state the change needs), which leaves the others
+// to go on, from a failure of the whole.
+func ownError(err error) bool {
+	code := catalog.ErrorCode(err)
+	return err != nil && (code == catalog.ENOTFOUND || code == catalog.ECONFLICT || code == catalog.EINVALID)
 }
 
 // SetProgress records the progress and message of the attempt a job is
@@ -336,51 +369,89 @@ func (s *Store) SetProgress(ctx context.Context, id string, attempt, progress in
 // ECONFLICT (not running at attempt), EINVALID (f.Status not final, an
 // exception or usage that is not JSON), EUNAVAILABLE.
 func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f jobs.Finish, now time.Time, ev *catalog.Event) (*jobs.Job, error) {
+	out, err := s.FinishJobs(ctx, []jobs.End{{ID: id, Attempt: attempt, Finish: f, Event: ev}}, now)
+	if err != nil {
+		return nil, err
+	}
+	return out[0].Job, out[0].Err
+}
+
+// FinishJobs implements jobs.Store: the ends one after the other in one
+// write transaction.
+func (s *Store) FinishJobs(ctx context.Context, ends []jobs.End, now time.Time) ([]jobs.Changed, error) {
+	out := make([]jobs.Changed, len(ends))
+	results := make([]string, len(ends))
+	for i, e := range ends {
+		out[i].Err = checkEnd(&e)
+		if out[i].Err != nil {
+			continue
+		}
+		rs := e.Finish.Results
+		if rs == nil {
+			rs = []string{}
+		}
+		b, err := json.Marshal(rs)
+		if err != nil {
+			return nil, catalog.Internal(err)
+		}
+		results[i] = string(b)
+	}
+	err := s.updateJobs(ctx, func(t *Tx) error {
+		us := micros(now)
+		for i, e := range ends {
+			if results[i] == "" {
+				continue
+			}
+			out[i] = jobs.Changed{}
+			f := &e.Finish
+			res, err := t.tx.ExecContext(ctx, finishJobSQL, string(f.Status), f.Message, results[i], jsonText(f.Exception),
+				jsonText(f.Usage), us, us, f.FinalState, string(f.Status), e.ID, e.Attempt)
+			if err != nil {
+				return dbError(err)
+			}
+			if err := t.ranAttempt(ctx, res, e.ID, e.Attempt); err != nil {
+				if ownError(err) {
+					out[i].Err = err
+					continue
+				}
+				return err
+			}
+			if len(f.Log) > 0 {
+				if _, err := t.appendLog(ctx, e.ID, f.Log, f.MaxLogBytes); err != nil {
+					return err
+				}
+			}
+			if err := t.jobEvent(ctx, e.Event); err != nil {
+				return err
+			}
+			if out[i].Job, err = getJob(ctx, t.tx, e.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkEnd refuses an end that is not final, or whose exception or usage
+// is not JSON.
+func checkEnd(e *jobs.End) error {
+	f := &e.Finish
 	if !f.Status.Final() {
-		return nil, catalog.Invalid("/status", "a job ends successful, failed or dismissed, not %q", f.Status)
+		return catalog.Invalid("/status", "a job ends successful, failed or dismissed, not %q", f.Status)
 	}
 	for _, x := range []struct {
 		name string
 		raw  json.RawMessage
 	}{{"exception", f.Exception}, {"usage", f.Usage}} {
 		if b := policyJSON(x.raw); b != nil && !json.Valid(b) {
-			return nil, catalog.Invalid("/"+x.name, "the %s of job %q is not JSON", x.name, id)
+			return catalog.Invalid("/"+x.name, "the %s of job %q is not JSON", x.name, e.ID)
 		}
 	}
-	results := f.Results
-	if results == nil {
-		results = []string{}
-	}
-	rb, err := json.Marshal(results)
-	if err != nil {
-		return nil, catalog.Internal(err)
-	}
-	var j *jobs.Job
-	err = s.updateJobs(ctx, func(t *Tx) error {
-		us := micros(now)
-		res, err := t.tx.ExecContext(ctx, finishJobSQL, string(f.Status), f.Message, string(rb), jsonText(f.Exception),
-			jsonText(f.Usage), us, us, f.FinalState, string(f.Status), id, attempt)
-		if err != nil {
-			return dbError(err)
-		}
-		if err := t.ranAttempt(ctx, res, id, attempt); err != nil {
-			return err
-		}
-		if len(f.Log) > 0 {
-			if _, err := t.appendLog(ctx, id, f.Log, f.MaxLogBytes); err != nil {
-				return err
-			}
-		}
-		if err := t.jobEvent(ctx, ev); err != nil {
-			return err
-		}
-		j, err = getJob(ctx, t.tx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return j, nil
+	return nil
 }
 
 // DismissJob dismisses a job. An accepted job, which no worker runs yet,

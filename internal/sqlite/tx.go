@@ -112,6 +112,20 @@ func insertArgs(it *catalog.Item, c *itemColumns) []any {
 	return []any{it.Collection, it.ID, c.state, c.startUS, c.endUS, c.minx, c.miny, c.maxx, c.maxy, c.created, c.updated, c.etag, c.content}
 }
 
+// InsertItems implements catalog.Tx: in SQLite, a row write is cheap
+// and the transaction is the cost, so the items go one by one.
+func (t *Tx) InsertItems(ctx context.Context, collection string, items []*catalog.Item) error {
+	for _, it := range items {
+		if it.Collection != collection {
+			return catalog.Internal(fmt.Errorf("sqlite: item %q of collection %q inserted into %q", it.ID, it.Collection, collection))
+		}
+		if err := t.InsertItem(ctx, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // InsertItem stores a new item. Codes: ENOTFOUND (no collection),
 // ECONFLICT (the id exists or existed).
 func (t *Tx) InsertItem(ctx context.Context, it *catalog.Item) error {

@@ -41,6 +41,9 @@ func RunJobs(t *testing.T, open func(t *testing.T) JobStore) {
 		{"JobSaves", testJobSaves},
 		{"JobFinishWithLog", testJobFinishWithLog},
 		{"JobRelease", testJobRelease},
+		{"JobClaimMany", testJobClaimMany},
+		{"JobFinishMany", testJobFinishMany},
+		{"JobManyRace", testJobManyRace},
 		{"BatchRoundTrip", testBatchRoundTrip},
 		{"BatchRelease", testBatchRelease},
 		{"BatchReleaseRace", testBatchReleaseRace},
@@ -602,4 +605,242 @@ func testJobRelease(t *testing.T, s JobStore) {
 	_, err = s.ClaimJob(ctx(t), jobID(1), 1, "w3", t0, nil)
 	wantJobCode(t, err, catalog.ECONFLICT, "claiming a released attempt twice")
 	wantJobCode(t, s.ReleaseJob(ctx(t), jobID(9), 1, "w1", t0), catalog.ENOTFOUND, "ReleaseJob of a missing job")
+}
+
+// testJobClaimMany: ClaimJobs makes each claim as ClaimJob would, in
+// order, and writes the events of those it made only.
+func testJobClaimMany(t *testing.T, s JobStore) {
+	for i := 1; i <= 4; i++ {
+		createJob(t, s, newJob(i, "ana"))
+	}
+	now := t0.Add(time.Hour)
+	if _, err := s.FinishJob(ctx(t), jobID(4), 0, jobs.Finish{Status: jobs.StatusSuccessful}, now, nil); catalog.ErrorCode(err) != catalog.ECONFLICT {
+		t.Fatalf("FinishJob of an accepted job: %v", err)
+	}
+	if _, err := s.DismissJob(ctx(t), jobID(4), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.ListEvents(ctx(t), 0, 1000)
+	claims := []jobs.Claim{
+		{ID: jobID(3), Attempt: 1},
+		{ID: jobID(1), Attempt: 1},
+		{ID: jobID(9), Attempt: 1}, // missing
+		{ID: jobID(1), Attempt: 1}, // the same attempt again: refused
+		{ID: jobID(4), Attempt: 1}, // dismissed
+		{ID: jobID(1), Attempt: 2}, // a newer attempt after it: claimed
+		{ID: jobID(2), Attempt: 0}, // no attempt 0
+	}
+	out, err := s.ClaimJobs(ctx(t), claims, "w1", now, func(j *jobs.Job) *catalog.Event {
+		return jobEvent(jobs.EventJobRunning, fmt.Sprintf("%s@%d", j.ID, j.Attempt))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(claims) {
+		t.Fatalf("%d results for %d claims", len(out), len(claims))
+	}
+	for i, want := range []string{"", "", catalog.ENOTFOUND, catalog.ECONFLICT, catalog.ECONFLICT, "", catalog.ECONFLICT} {
+		c := claims[i]
+		if got := catalog.ErrorCode(out[i].Err); got != want || (want == "") != (out[i].Job != nil) {
+			t.Fatalf("claim %d (%s at %d): job %v, error %v; want code %q", i, c.ID, c.Attempt, out[i].Job, out[i].Err, want)
+		}
+		if j := out[i].Job; j != nil && (j.ID != c.ID || j.Attempt != c.Attempt || j.Status != jobs.StatusRunning || j.Worker != "w1" || !j.Started.Equal(now)) {
+			t.Fatalf("claim %d: %+v", i, j)
+		}
+	}
+	if j := getJob(t, s, jobID(1)); j.Attempt != 2 || j.Status != jobs.StatusRunning {
+		t.Fatalf("job 1 after its two claims: %+v", j)
+	}
+	if j := getJob(t, s, jobID(2)); j.Status != jobs.StatusAccepted {
+		t.Fatalf("job 2 claimed at attempt 0: %+v", j)
+	}
+	subjects := jobSubjectsSince(t, s, len(before))
+	want := []string{jobID(1) + "@1", jobID(1) + "@2", jobID(3) + "@1"}
+	if !slices.Equal(subjects, want) {
+		t.Fatalf("events of the claims: %v, want %v", subjects, want)
+	}
+	if out, err := s.ClaimJobs(ctx(t), nil, "w1", now, nil); err != nil || len(out) != 0 {
+		t.Fatalf("no claims: %v, %v", out, err)
+	}
+}
+
+// testJobFinishMany: FinishJobs ends each job as FinishJob would, each
+// log within its own bound, and writes the events of those it ended.
+func testJobFinishMany(t *testing.T, s JobStore) {
+	for i := 1; i <= 4; i++ {
+		createJob(t, s, newJob(i, "ana"))
+		if i < 4 {
+			if _, err := s.ClaimJob(ctx(t), jobID(i), 1, "w", t0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	line := func(text string) jobs.LogEntry {
+		return jobs.LogEntry{Attempt: 1, Phase: "execute", Stream: "stdout", Time: t0, Text: text}
+	}
+	if _, err := s.AppendLog(ctx(t), jobID(2), []jobs.LogEntry{line("first")}, 12); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	ev := func(id string) *catalog.Event { return jobEvent(jobs.EventJobSuccessful, id) }
+	ends := []jobs.End{
+		{ID: jobID(1), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusSuccessful, Message: "done", Results: []string{"res/1", "res/1b"},
+			Usage: json.RawMessage(`{"wallSeconds":1.5}`), FinalState: "state/1", Log: []jobs.LogEntry{line("one")}, MaxLogBytes: 100}, Event: ev("a")},
+		{ID: jobID(2), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusFailed, Message: "boom", Exception: json.RawMessage(`{"type":"x","title":"boom"}`),
+			Log: []jobs.LogEntry{line("second"), line("third")}, MaxLogBytes: 12}, Event: ev("b")},
+		{ID: jobID(3), Attempt: 2, Finish: jobs.Finish{Status: jobs.StatusSuccessful}, Event: ev("c")}, // another attempt
+		{ID: jobID(4), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusSuccessful}, Event: ev("d")}, // accepted
+		{ID: jobID(9), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusSuccessful}, Event: ev("e")}, // missing
+		{ID: jobID(3), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusRunning}, Event: ev("f")},    // not final
+		{ID: jobID(3), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusDismissed, Message: "dismissed"}, Event: ev("g")},
+		{ID: jobID(3), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusFailed}, Event: ev("h")},                              // ended just before
+		{ID: jobID(1), Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusFailed, Usage: json.RawMessage(`{`)}, Event: ev("i")}, // usage not JSON
+	}
+	before, _ := s.ListEvents(ctx(t), 0, 1000)
+	out, err := s.FinishJobs(ctx(t), ends, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"", "", catalog.ECONFLICT, catalog.ECONFLICT, catalog.ENOTFOUND, catalog.EINVALID, "", catalog.ECONFLICT, catalog.EINVALID} {
+		if got := catalog.ErrorCode(out[i].Err); got != want || (want == "") != (out[i].Job != nil) {
+			t.Fatalf("end %d (%s at %d): job %v, error %v; want code %q", i, ends[i].ID, ends[i].Attempt, out[i].Job, out[i].Err, want)
+		}
+	}
+	j1 := out[0].Job
+	if j1.Status != jobs.StatusSuccessful || j1.Message != "done" || j1.Progress != 100 || !slices.Equal(j1.Results, []string{"res/1", "res/1b"}) ||
+		j1.FinalState != "state/1" || j1.Finished == nil || !j1.Finished.Equal(now) || !jsonEqual(j1.Usage, json.RawMessage(`{"wallSeconds":1.5}`)) || j1.Exception != nil {
+		t.Fatalf("job 1 ended: %+v", j1)
+	}
+	j2 := out[1].Job
+	if j2.Status != jobs.StatusFailed || j2.Message != "boom" || j2.Progress != -1 || !jsonEqual(j2.Exception, json.RawMessage(`{"type":"x","title":"boom"}`)) || j2.Usage != nil {
+		t.Fatalf("job 2 ended: %+v", j2)
+	}
+	if j := out[6].Job; j.Status != jobs.StatusDismissed || j.Message != "dismissed" {
+		t.Fatalf("job 3 ended: %+v", j)
+	}
+	if j := getJob(t, s, jobID(4)); j.Status != jobs.StatusAccepted {
+		t.Fatalf("job 4: %+v", j)
+	}
+	texts := func(id string) []string {
+		got, err := s.ReadLog(ctx(t), id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range got {
+			out = append(out, e.Stream+":"+e.Text)
+		}
+		return out
+	}
+	if got := texts(jobID(1)); !slices.Equal(got, []string{"stdout:one"}) {
+		t.Fatalf("log of job 1: %v", got)
+	}
+	if got := texts(jobID(2)); len(got) != 3 || got[1] != "stdout:second" || !strings.HasPrefix(got[2], jobs.StreamSystem+":") {
+		t.Fatalf("log of job 2 (bound 12): %v", got)
+	}
+	if subjects := jobSubjectsSince(t, s, len(before)); !slices.Equal(subjects, []string{"a", "b", "g"}) {
+		t.Fatalf("events of the ends: %v", subjects)
+	}
+}
+
+// testJobManyRace: workers that claim and end overlapping jobs at once,
+// in different orders, each get every job at most once, and no change
+// is lost or made twice (a deadlock between them would be retried, not
+// returned).
+func testJobManyRace(t *testing.T, s JobStore) {
+	const n = 24
+	for i := 1; i <= n; i++ {
+		createJob(t, s, newJob(i, "ana"))
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		winner = map[string]string{}
+		ended  = map[string]int{}
+		errs   []error
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", w)
+			var claims []jobs.Claim
+			for i := 1; i <= n; i++ {
+				k := i
+				if w%2 == 1 {
+					k = n + 1 - i
+				}
+				claims = append(claims, jobs.Claim{ID: jobID(k), Attempt: 1})
+			}
+			out, err := s.ClaimJobs(ctx(t), claims, worker, t0, nil)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			var ends []jobs.End
+			mu.Lock()
+			for i, c := range out {
+				switch {
+				case c.Job != nil:
+					if prev, ok := winner[c.Job.ID]; ok {
+						errs = append(errs, fmt.Errorf("%s claimed by %s and %s", c.Job.ID, prev, worker))
+					}
+					winner[c.Job.ID] = worker
+					ends = append(ends, jobs.End{ID: c.Job.ID, Attempt: 1, Finish: jobs.Finish{Status: jobs.StatusSuccessful}})
+				case catalog.ErrorCode(c.Err) != catalog.ECONFLICT:
+					errs = append(errs, fmt.Errorf("claim of %s: %v", claims[i].ID, c.Err))
+				}
+			}
+			mu.Unlock()
+			// Ends of an attempt no one runs too, which are refused.
+			for i := 1; i <= n; i++ {
+				ends = append(ends, jobs.End{ID: jobID(i), Attempt: 2, Finish: jobs.Finish{Status: jobs.StatusFailed}})
+			}
+			done, err := s.FinishJobs(ctx(t), ends, t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			for i, d := range done {
+				if d.Job != nil {
+					ended[d.Job.ID]++
+					if ends[i].Finish.Status == jobs.StatusFailed {
+						errs = append(errs, fmt.Errorf("%s of %s ended by %s, not its claimant", d.Job.ID, winner[d.Job.ID], worker))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	for i := 1; i <= n; i++ {
+		if ended[jobID(i)] != 1 {
+			t.Errorf("job %d ended %d times", i, ended[jobID(i)])
+		}
+		if j := getJob(t, s, jobID(i)); j.Status != jobs.StatusSuccessful || j.Worker != winner[j.ID] {
+			t.Errorf("job %d: %+v, claimed by %s", i, j, winner[j.ID])
+		}
+	}
+}
+
+// jobSubjectsSince returns the job ids the events after the first n name,
+// sorted.
+func jobSubjectsSince(t *testing.T, s JobStore, n int) []string {
+	t.Helper()
+	evs, err := s.ListEvents(ctx(t), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs[n:] {
+		out = append(out, strings.TrimPrefix(ev.Subject, "jobs/"))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"CollectionReadFilter", testCollectionReadFilter},
 		{"ItemCRUD", testItemCRUD},
 		{"ItemTombstone", testItemTombstone},
+		{"InsertItems", testInsertItems},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"DeleteCollectionRemovesItems", testDeleteCollectionRemovesItems},
 		{"Events", testEvents},
@@ -895,5 +896,51 @@ func testConcurrentUpdates(t *testing.T, s catalog.Store) {
 	}
 	if string(it.Props["n"]) != fmt.Sprint(workers*each) {
 		t.Fatalf("counter = %s, want %d", it.Props["n"], workers*each)
+	}
+}
+
+// testInsertItems: InsertItems stores every item as InsertItem would, or
+// none: a taken id, an id named twice or a missing collection fail the
+// whole write.
+func testInsertItems(t *testing.T, s catalog.Store) {
+	insertCollection(t, s, "c")
+	insertItems(t, s, NewItem(t, "c", "taken", t0, "null", catalog.StateDraft))
+	list := []*catalog.Item{
+		NewItem(t, "c", "a", t0, point(1, 2), catalog.StatePublished),
+		NewItem(t, "c", "b", t0.Add(time.Hour), "null", catalog.StateDraft),
+		NewItem(t, "c", "c:d", t0.Add(2*time.Hour), point(-3, 4), catalog.StateDraft),
+	}
+	mustUpdate(t, s, func(tx catalog.Tx) error { return tx.InsertItems(ctx(t), "c", list) })
+	for _, it := range list {
+		got, err := s.GetItem(ctx(t), "c", it.ID)
+		if err != nil {
+			t.Fatalf("item %s: %v", it.ID, err)
+		}
+		if got.State != it.State || got.ETag != it.ETag || !got.Start.Equal(it.Start) || !got.Created.Equal(it.Created) ||
+			docJSON(t, got) != docJSON(t, it) || len(got.BBox) != len(it.BBox) {
+			t.Fatalf("item %s: got %s etag %s bbox %v\n%s\nwant %s etag %s bbox %v\n%s", it.ID, got.State, got.ETag, got.BBox,
+				docJSON(t, got), it.State, it.ETag, it.BBox, docJSON(t, it))
+		}
+	}
+	for name, c := range map[string]struct {
+		coll string
+		ids  []string
+		want string
+	}{
+		"a taken id":           {"c", []string{"new1", "taken"}, catalog.ECONFLICT},
+		"an id named twice":    {"c", []string{"new1", "new2", "new1"}, catalog.ECONFLICT},
+		"a missing collection": {"nope", []string{"new1", "new2"}, catalog.ENOTFOUND},
+	} {
+		var items []*catalog.Item
+		for _, id := range c.ids {
+			items = append(items, NewItem(t, c.coll, id, t0, "null", catalog.StateDraft))
+		}
+		err := s.Update(ctx(t), func(tx catalog.Tx) error { return tx.InsertItems(ctx(t), c.coll, items) })
+		if catalog.ErrorCode(err) != c.want {
+			t.Fatalf("%s: %v, want code %s", name, err, c.want)
+		}
+		if _, err := s.GetItem(ctx(t), "c", "new1"); catalog.ErrorCode(err) != catalog.ENOTFOUND {
+			t.Fatalf("%s: new1 was stored (%v)", name, err)
+		}
 	}
 }

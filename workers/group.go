@@ -1,0 +1,125 @@
+package workers
+
+import (
+	"context"
+	"sync"
+)
+
+// group runs the calls that the jobs of a worker make at once as one
+// call of do, as a database's group commit does: while one group is
+// being written, the calls that come meanwhile wait and go together in
+// the next. A call that finds nothing in flight goes at once, so
+// grouping adds no wait to a lone job; under load the groups grow by
+// themselves. The zero value is not usable: see newGroup.
+type group[In, Out any] struct {
+	// do runs a group and returns one result per input, in order; an
+	// error fails the whole group.
+	do  func(ctx context.Context, in []In) ([]Out, error)
+	max int
+	// idle is called when the group has nothing left to do (nil: none).
+	idle func()
+
+	mu      sync.Mutex
+	waiting []*groupCall[In, Out]
+	busy    bool
+}
+
+type groupCall[In, Out any] struct {
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+func newGroup[In, Out any](max int, do func(context.Context, []In) ([]Out, error)) *group[In, Out] {
+	return &group[In, Out]{do: do, max: max}
+}
+
+// call runs in with the others waiting now. It waits for the result even
+// when ctx ends meanwhile: the change may have been made, and the caller
+// must know.
+func (g *group[In, Out]) call(ctx context.Context, in In) (Out, error) {
+	c := &groupCall[In, Out]{in: in, done: make(chan struct{})}
+	g.mu.Lock()
+	g.waiting = append(g.waiting, c)
+	if !g.busy {
+		g.busy = true
+		go g.drain(context.WithoutCancel(ctx))
+	}
+	g.mu.Unlock()
+	<-c.done
+	return c.out, c.err
+}
+
+// drain runs the waiting calls, a group at a time, until none is left.
+func (g *group[In, Out]) drain(ctx context.Context) {
+	for {
+		g.mu.Lock()
+		n := min(len(g.waiting), max(g.max, 1))
+		if n == 0 {
+			g.busy = false
+			g.mu.Unlock()
+			if g.idle != nil {
+				g.idle()
+			}
+			return
+		}
+		calls := make([]*groupCall[In, Out], n)
+		copy(calls, g.waiting)
+		g.waiting = append(g.waiting[:0], g.waiting[n:]...)
+		g.mu.Unlock()
+
+		in := make([]In, n)
+		for i, c := range calls {
+			in[i] = c.in
+		}
+		out, err := g.do(ctx, in)
+		for i, c := range calls {
+			if err != nil {
+				c.err = err
+			} else {
+				c.out = out[i]
+			}
+			close(c.done)
+		}
+	}
+}
+
+// groups are groups by a key, such as the collection a group of result
+// items goes to. A key's group is forgotten when it is idle.
+type groups[In, Out any] struct {
+	max int
+	do  func(ctx context.Context, key string, in []In) ([]Out, error)
+
+	mu sync.Mutex
+	by map[string]*group[In, Out]
+}
+
+func (g *groups[In, Out]) call(ctx context.Context, key string, in In) (Out, error) {
+	g.mu.Lock()
+	if g.by == nil {
+		g.by = map[string]*group[In, Out]{}
+	}
+	gr, ok := g.by[key]
+	if !ok {
+		gr = newGroup(g.max, func(ctx context.Context, in []In) ([]Out, error) { return g.do(ctx, key, in) })
+		gr.idle = func() { g.forget(key, gr) }
+		g.by[key] = gr
+	}
+	g.mu.Unlock()
+	return gr.call(ctx, in)
+}
+
+// forget drops the group of key if it is gr and idle. A caller that took
+// gr from the map just before still runs in it; the next one makes a new
+// group.
+func (g *groups[In, Out]) forget(key string, gr *group[In, Out]) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gr.mu.Lock()
+	idle := !gr.busy && len(gr.waiting) == 0
+	gr.mu.Unlock()
+	if idle && g.by[key] == gr {
+		delete(g.by, key)
+	}
+}

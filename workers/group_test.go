@@ -1,0 +1,124 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twinstac/twinstac/internal/testdb"
+)
+
+// TestGroupCoalesces: calls that come while a group is written go
+// together in the next, at most max at a time, each getting its own
+// result; a lone call goes at once.
+func TestGroupCoalesces(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan []int, 10)
+	g := newGroup(4, func(_ context.Context, in []int) ([]string, error) {
+		started <- in
+		<-release
+		out := make([]string, len(in))
+		for i, x := range in {
+			out[i] = fmt.Sprint(x * 10)
+		}
+		return out, nil
+	})
+	var wg sync.WaitGroup
+	results := make([]string, 7)
+	call := func(i int) {
+		defer wg.Done()
+		out, err := g.call(t.Context(), i)
+		if err != nil {
+			t.Error(err)
+		}
+		results[i] = out
+	}
+	// The first call is written alone, at once.
+	wg.Add(1)
+	go call(0)
+	if first := <-started; len(first) != 1 || first[0] != 0 {
+		t.Fatalf("first group %v, want [0]", first)
+	}
+	// Six more come while it is written: they wait, and go as groups of
+	// at most four.
+	for i := 1; i <= 6; i++ {
+		wg.Add(1)
+		go call(i)
+	}
+	testdb.WaitFor(t, 10*time.Second, "six calls waiting", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.waiting) == 6
+	})
+	close(release)
+	second, third := <-started, <-started
+	if len(second) != 4 || len(third) != 2 {
+		t.Fatalf("groups after the first: %v and %v, want 4 and 2 calls", second, third)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r != fmt.Sprint(i*10) {
+			t.Fatalf("call %d got %q", i, r)
+		}
+	}
+	g.mu.Lock()
+	busy := g.busy
+	g.mu.Unlock()
+	if busy {
+		t.Fatal("the group is still busy with nothing to do")
+	}
+}
+
+// TestGroupError: an error of the whole group is every call's.
+func TestGroupError(t *testing.T) {
+	boom := errors.New("boom")
+	g := newGroup(8, func(context.Context, []int) ([]int, error) { return nil, boom })
+	if _, err := g.call(t.Context(), 1); !errors.Is(err, boom) {
+		t.Fatalf("error %v, want boom", err)
+	}
+}
+
+// TestGroupsByKey: keys are grouped apart, and a key's group is
+// forgotten once idle.
+func TestGroupsByKey(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen = map[string][]int{}
+	)
+	gs := &groups[int, int]{max: 10, do: func(_ context.Context, key string, in []int) ([]int, error) {
+		mu.Lock()
+		seen[key] = append(seen[key], in...)
+		mu.Unlock()
+		return in, nil
+	}}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []string{"a", "b"}[i%2]
+			if out, err := gs.call(t.Context(), key, i); err != nil || out != i {
+				t.Errorf("call %d: %d, %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, key := range []string{"a", "b"} {
+		if len(seen[key]) != 10 {
+			t.Fatalf("key %s got %v", key, seen[key])
+		}
+		for _, x := range seen[key] {
+			if []string{"a", "b"}[x%2] != key {
+				t.Fatalf("call %d went to key %s", x, key)
+			}
+		}
+	}
+	testdb.WaitFor(t, 10*time.Second, "the idle groups to be forgotten", func() bool {
+		gs.mu.Lock()
+		defer gs.mu.Unlock()
+		return len(gs.by) == 0
+	})
+}
