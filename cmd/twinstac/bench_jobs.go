@@ -35,7 +35,7 @@ type benchJobs struct {
 }
 
 func newBenchJobs(stdout, stderr io.Writer) *cobra.Command {
-	b := benchJobs{jobs: 10000, concurrency: 10, submitters: 8, runs: 3, latency: 200}
+	b := benchJobs{jobs: 10000, concurrency: 200, submitters: 8, runs: 3, latency: 200}
 	cmd := &cobra.Command{
 		Use:   "jobs",
 		Short: "Measure the job pipeline: throughput, and latency to running",
@@ -43,7 +43,10 @@ func newBenchJobs(stdout, stderr io.Writer) *cobra.Command {
 
 - throughput: --jobs jobs of a no-op twin (an executor that starts no
   process, for this benchmark only) submitted as one batch through the
-  job service and run by a worker of --concurrency, from the submission
+  job service and run by a worker of --concurrency (a no-op job holds
+  nothing while it runs, so what fills the pipeline is how many are in
+  flight; the worker writes the claims, result items and ends of the jobs
+  in flight together), from the submission
   until no job is left unfinished: jobs/s. Every job is
   stored, queued, claimed, published as a result item and finished, as a
   real one is. Then asynq alone on the same Redis, same concurrency,

@@ -56,3 +56,20 @@ func TestBenchIngestThroughHTTP(t *testing.T) {
 		t.Fatalf("the output does not report 50 items loaded:\n%s", out.String())
 	}
 }
+
+// bench jobs runs end to end on the embedded defaults (SQLite, an
+// in-process Redis): every job of the batch succeeds, and the latency
+// jobs run through the local executor.
+func TestBenchJobsEmbedded(t *testing.T) {
+	var out, errs bytes.Buffer
+	root := newRoot(&out, &errs)
+	root.SetArgs([]string{"bench", "jobs", "--jobs", "300", "--concurrency", "50", "--runs", "1", "--latency", "5"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("bench jobs: %v\n%s%s", err, out.String(), errs.String())
+	}
+	for _, want := range []string{"throughput, 1 runs of 300 jobs, concurrency 50: median", "latency, 5 single jobs: submit → running p50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("the output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
