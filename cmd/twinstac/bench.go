@@ -451,8 +451,8 @@ func (s *storeLoader) bulk(ctx context.Context, collection string, ndjson []byte
 	return err
 }
 
-// server is a twinstac serve child process.
-type server struct {
+// childServer is a twinstac serve child process.
+type childServer struct {
 	url   string
 	token string // the node-admin token the server was started with
 	stop  func() int64
@@ -460,7 +460,7 @@ type server struct {
 
 // startServer runs this binary's serve command on a free port and waits
 // until it prints its address.
-func startServer(ctx context.Context, t *target, stderr io.Writer) (*server, error) {
+func startServer(ctx context.Context, t *target, stderr io.Writer) (*childServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -494,7 +494,7 @@ func startServer(ctx context.Context, t *target, stderr io.Writer) (*server, err
 	fields := strings.Fields(line)
 	u := fields[len(fields)-1]
 	pid := cmd.Process.Pid
-	return &server{url: u, token: token, stop: func() int64 {
+	return &childServer{url: u, token: token, stop: func() int64 {
 		rss := peakRSS(pid)
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()

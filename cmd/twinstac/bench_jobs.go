@@ -21,6 +21,7 @@ import (
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/config"
+	"github.com/twinstac/twinstac/internal/server"
 	"github.com/twinstac/twinstac/jobs"
 	"github.com/twinstac/twinstac/workers"
 )
@@ -114,7 +115,7 @@ func (b *benchJobs) env(ctx context.Context, run int) (*benchJobsEnv, error) {
 	e := &benchJobsEnv{cleanup: []func(){t.cleanup}, work: filepath.Join(t.dataDir, "work")}
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.DataDir = t.databaseURL, t.dataDir
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	st, err := server.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		e.close()
 		return nil, err
@@ -182,7 +183,7 @@ func (e *benchJobsEnv) twin(ctx context.Context, id, script string) (*jobs.Proce
 func (b *benchJobs) run(ctx context.Context, stdout, stderr io.Writer) error {
 	var ours, alone []float64
 	var toRunning, overhead []float64
-	quiet := asynqLogger{slog.New(slog.DiscardHandler)}
+	quiet := server.AsynqLogger{Log: slog.New(slog.DiscardHandler)}
 	for run := 1; run <= b.runs; run++ {
 		e, err := b.env(ctx, run)
 		if err != nil {

@@ -14,22 +14,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/twinstac/twinstac/catalog"
-	"github.com/twinstac/twinstac/internal/access"
-	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/config"
-	"github.com/twinstac/twinstac/internal/postgres"
-	"github.com/twinstac/twinstac/internal/sqlite"
-	"github.com/twinstac/twinstac/openapi"
+	"github.com/twinstac/twinstac/internal/server"
 	"github.com/twinstac/twinstac/workers"
 )
 
@@ -92,7 +84,7 @@ func newMigrate(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg, stderr)
-			st, err := openStore(cmd.Context(), cfg, log)
+			st, err := server.OpenStore(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
@@ -127,136 +119,27 @@ func newLogger(cfg config.Server, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// store is what serve needs of either database.
-type store interface {
-	catalog.Store
-}
-
-// openStore opens and migrates the configured database.
-func openStore(ctx context.Context, cfg config.Server, log *slog.Logger) (store, error) {
-	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
-		}
-		if err := st.Migrate(ctx); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("migrating PostgreSQL: %w", err)
-		}
-		log.Info("store ready", "store", "postgres")
-		return st, nil
-	}
-	path := filepath.Join(cfg.DataDir, "twinstac.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("opening SQLite at %s: %w", path, err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("migrating SQLite: %w", err)
-	}
-	log.Info("store ready", "store", "sqlite", "path", path)
-	return st, nil
-}
-
 func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
-	st, err := openStore(ctx, cfg, log)
+	app, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	blobs, err := blob.NewDir(filepath.Join(cfg.DataDir, "blobs"))
-	if err != nil {
-		return fmt.Errorf("opening the blob folder: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	switch st := st.(type) {
-	case *postgres.Store:
-		reg.MustRegister(postgres.NewCollector(st))
-	case *sqlite.Store:
-		w, r := st.DBs()
-		reg.MustRegister(collectors.NewDBStatsCollector(w, "sqlite_write"), collectors.NewDBStatsCollector(r, "sqlite_read"))
-	}
-	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes), CollectionCacheTTL: time.Second}
-	tokenStore, ok := st.(access.TokenStore)
-	if !ok {
-		return fmt.Errorf("the store keeps no API tokens")
-	}
-	tokens := &access.Tokens{Store: tokenStore}
-	policyStore, ok := st.(access.PolicyStore)
-	if !ok {
-		return fmt.Errorf("the store keeps no access policies")
-	}
-	authz := access.NewAuthorizer(access.NewManager(policyStore))
-	quotaStore, ok := st.(access.QuotaStore)
-	if !ok {
-		return fmt.Errorf("the store keeps no quotas")
-	}
-	quotas := &access.Quotas{Store: quotaStore, DefaultStoredBytes: int64(cfg.QuotaStored),
-		DefaultRunningJobs: int64(cfg.QuotaRunningJobs), DefaultQueuedJobs: int64(cfg.QuotaQueuedJobs)}
-	if cfg.AdminToken != "" {
-		h := access.HashSecret(cfg.AdminToken)
-		tokens.AdminSecretHash = &h
-	}
-	var oidcAuth *access.OIDC
-	if cfg.OIDCIssuer != "" {
-		oidcAuth, err = access.NewOIDC(ctx, access.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience,
-			UserClaim: cfg.OIDCUserClaim, GroupsClaim: cfg.OIDCGroupsClaim})
-		if err != nil {
-			return fmt.Errorf("OIDC: %w", err)
-		}
-		log.Info("OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
-	}
-	callbackAllow, err := workers.ParseCallbackAllow(cfg.CallbackAllow)
-	if err != nil {
-		return fmt.Errorf("--callback-allow: %w", err)
-	}
-	jobRT, err := startJobs(ctx, cfg, st, svc, log)
-	if err != nil {
-		return err
-	}
-	defer jobRT.Close()
-	defer startExpiry(ctx, cfg, st, svc, log)()
-	evRT, err := startEvents(ctx, cfg, st, log)
-	if err != nil {
-		return err
-	}
-	defer evRT.Close()
-	adminSecret, err := tokens.Bootstrap(ctx)
-	if err != nil {
-		return fmt.Errorf("creating the first admin token: %w", err)
-	}
-	api := openapi.New(openapi.Config{
-		PublicURL:          cfg.PublicURL,
-		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
-		CORS:               openapi.CORS{ReadOrigins: cfg.CORSReadOrigins, WriteOrigins: cfg.CORSWriteOrigins},
-		RateLimit:          openapi.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst},
-		CollectionCreators: cfg.CollectionGroup,
-		PrivateMetrics:     cfg.PrivateMetrics,
-		CountBudget:        countBudget(cfg.CountBudget),
-		SyncWait:           cfg.SyncWait,
-		Callbacks:          workers.CallbackPolicy{Allow: callbackAllow},
-	}, openapi.Deps{Catalog: svc, Tokens: tokens, Authz: authz, Quotas: quotas, OIDC: oidcAuth, Jobs: jobRT.service, Events: evRT.hub, Ready: func(ctx context.Context) error {
-		if err := st.Ping(ctx); err != nil {
-			return err
-		}
-		return blobs.Ping(ctx)
-	}, Registry: reg, Logger: log})
+	defer app.Close()
+	adminSecret := app.AdminSecret
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           app.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(evRT.closeStreams)
+	srv.RegisterOnShutdown(app.CloseStreams)
 	fmt.Fprintf(stdout, "twinstac listening on %s\n", displayURL(ln.Addr()))
 	if adminSecret != "" {
 		// Shown this once, on the terminal; never logged.
@@ -300,14 +183,6 @@ func displayURL(a net.Addr) string {
 		host = "[" + host + "]"
 	}
 	return "http://" + host + ":" + port
-}
-
-// countBudget maps the server setting (0: off) to the API's (negative: off).
-func countBudget(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }
 
 // servePprof serves the Go runtime profiles (net/http/pprof) on their

@@ -13,6 +13,7 @@ import (
 	"github.com/twinstac/twinstac/catalog"
 	"github.com/twinstac/twinstac/internal/blob"
 	"github.com/twinstac/twinstac/internal/config"
+	"github.com/twinstac/twinstac/internal/server"
 )
 
 func newWorker(stdout, stderr io.Writer) *cobra.Command {
@@ -49,7 +50,7 @@ func runWorker(ctx context.Context, cfg config.Server, stdout, stderr io.Writer)
 		return errors.New("--concurrency must be at least 1")
 	}
 	log := newLogger(cfg, stderr)
-	st, err := openStore(ctx, cfg, log)
+	st, err := server.OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func runWorker(ctx context.Context, cfg config.Server, stdout, stderr io.Writer)
 		return fmt.Errorf("opening the blob folder: %w", err)
 	}
 	svc := &catalog.Service{Store: st, Blobs: blobs, MaxAssetBytes: int64(cfg.MaxAssetBytes), CollectionCacheTTL: time.Second}
-	rt, err := startJobs(ctx, cfg, st, svc, log)
+	rt, err := server.StartJobs(ctx, cfg, st, svc, log)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -14,12 +14,12 @@ import (
 	"github.com/twinstac/twinstac/internal/events"
 )
 
-// eventRuntime is what carries a server's events: the NATS connection
+// EventRuntime is what carries a server's events: the NATS connection
 // (and the embedded NATS server when there is no other), the relay that
 // publishes the outbox, and the hub that follows the stream for the
 // clients of GET /events.
-type eventRuntime struct {
-	hub        *events.Hub
+type EventRuntime struct {
+	Hub        *events.Hub
 	stopHub    context.CancelFunc
 	stopRelay  context.CancelFunc
 	running    sync.WaitGroup
@@ -29,14 +29,14 @@ type eventRuntime struct {
 	streamOnce sync.Once
 }
 
-// startEvents connects to the NATS server of --nats-url, or starts an
+// StartEvents connects to the NATS server of --nats-url, or starts an
 // embedded one with its streams under the data folder, and starts the
 // relay and the hub.
-func startEvents(ctx context.Context, cfg config.Server, st catalog.Store, log *slog.Logger) (*eventRuntime, error) {
+func StartEvents(ctx context.Context, cfg config.Server, st catalog.Store, log *slog.Logger) (*EventRuntime, error) {
 	if cfg.Node == "" {
 		return nil, fmt.Errorf("--node is empty: name this node")
 	}
-	rt := &eventRuntime{}
+	rt := &EventRuntime{}
 	var err error
 	if cfg.NATSURL != "" {
 		rt.conn, err = events.Connect(cfg.NATSURL, "twinstac "+cfg.Node)
@@ -59,7 +59,7 @@ func startEvents(ctx context.Context, cfg config.Server, st catalog.Store, log *
 		rt.Close()
 		return nil, err
 	}
-	rt.hub, err = events.NewHub(rt.conn, cfg.Node, 0, log)
+	rt.Hub, err = events.NewHub(rt.conn, cfg.Node, 0, log)
 	if err != nil {
 		rt.Close()
 		return nil, err
@@ -70,13 +70,13 @@ func startEvents(ctx context.Context, cfg config.Server, st catalog.Store, log *
 	hubCtx, rt.stopHub = context.WithCancel(base)
 	rt.running.Add(2)
 	go func() { defer rt.running.Done(); relay.Run(relayCtx) }()
-	go func() { defer rt.running.Done(); rt.hub.Run(hubCtx) }()
+	go func() { defer rt.running.Done(); rt.Hub.Run(hubCtx) }()
 	return rt, nil
 }
 
-// closeStreams ends every client's event stream (the HTTP server waits
+// CloseStreams ends every client's event stream (the HTTP server waits
 // for them on shutdown).
-func (rt *eventRuntime) closeStreams() {
+func (rt *EventRuntime) CloseStreams() {
 	rt.streamOnce.Do(func() {
 		if rt.stopHub != nil {
 			rt.stopHub()
@@ -86,9 +86,9 @@ func (rt *eventRuntime) closeStreams() {
 
 // Close stops the relay and the hub, then closes the connection and the
 // embedded server.
-func (rt *eventRuntime) Close() {
+func (rt *EventRuntime) Close() {
 	rt.stopOnce.Do(func() {
-		rt.closeStreams()
+		rt.CloseStreams()
 		if rt.stopRelay != nil {
 			rt.stopRelay()
 		}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -16,32 +16,32 @@ import (
 	"github.com/twinstac/twinstac/workers"
 )
 
-// jobRuntime is what runs jobs in a server: the queue, the in-process
+// JobRuntime is what runs jobs in a server: the queue, the in-process
 // worker and the reconciler, and the in-process Redis when there is no
 // other.
-type jobRuntime struct {
-	service *jobs.Service
+type JobRuntime struct {
+	Service *jobs.Service
 	stop    []func()
 }
 
-// Close stops what startJobs started, in reverse order.
-func (r *jobRuntime) Close() {
+// Close stops what StartJobs started, in reverse order.
+func (r *JobRuntime) Close() {
 	for i := len(r.stop) - 1; i >= 0; i-- {
 		r.stop[i]()
 	}
 }
 
-// startJobs sets up job execution on the store: the asynq queue on the
+// StartJobs sets up job execution on the store: the asynq queue on the
 // Redis of --redis-url, or on an in-process Redis (miniredis, its TTLs on
 // the real clock) that lives as long as the server; with --workers > 0
 // an in-process worker with the local executor, workspaces under the data
 // folder; and the reconciler.
-func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *catalog.Service, log *slog.Logger) (*jobRuntime, error) {
+func StartJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *catalog.Service, log *slog.Logger) (*JobRuntime, error) {
 	store, ok := st.(jobs.Store)
 	if !ok {
 		return nil, fmt.Errorf("the store keeps no jobs")
 	}
-	rt := &jobRuntime{}
+	rt := &JobRuntime{}
 	var conn asynq.RedisConnOpt
 	if cfg.RedisURL != "" {
 		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
@@ -71,13 +71,13 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 	}
 	queue := workers.NewQueue(conn, queueName)
 	rt.stop = append(rt.stop, func() { _ = queue.Close() })
-	rt.service = &jobs.Service{Store: store, Queue: queue, Logger: log}
+	rt.Service = &jobs.Service{Store: store, Queue: queue, Logger: log}
 	if cfg.Workers > 0 {
 		runner := &workers.Runner{
-			Jobs: store, Catalog: cat, Worker: workerName(), Queue: queue,
+			Jobs: store, Catalog: cat, Worker: WorkerName(), Queue: queue,
 			Executor: &workers.Local{Root: filepath.Join(cfg.DataDir, "work"), PhaseTimeout: cfg.PhaseTimeout},
 		}
-		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Queues: workers.QueuesOf(queueName), Logger: asynqLogger{log},
+		srv := workers.NewServer(conn, runner, workers.ServerConfig{Concurrency: cfg.Workers, Queues: workers.QueuesOf(queueName), Logger: AsynqLogger{Log: log},
 			Callbacks: workers.CallbackPolicy{Allow: allow}})
 		if err := srv.Start(); err != nil {
 			rt.Close()
@@ -96,17 +96,17 @@ func startJobs(ctx context.Context, cfg config.Server, st catalog.Store, cat *ca
 	return rt, nil
 }
 
-// workerName names this process in the jobs it claims.
-func workerName() string {
+// WorkerName names this process in the jobs it claims.
+func WorkerName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s:%d", host, os.Getpid())
 }
 
-// asynqLogger sends asynq's log lines to the server's log.
-type asynqLogger struct{ log *slog.Logger }
+// AsynqLogger sends asynq's log lines to the server's log.
+type AsynqLogger struct{ Log *slog.Logger }
 
-func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...), "component", "asynq") }
-func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...), "component", "asynq") }
-func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...), "component", "asynq") }
-func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
-func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (l AsynqLogger) Debug(args ...any) { l.Log.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (l AsynqLogger) Info(args ...any)  { l.Log.Info(fmt.Sprint(args...), "component", "asynq") }
+func (l AsynqLogger) Warn(args ...any)  { l.Log.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (l AsynqLogger) Error(args ...any) { l.Log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (l AsynqLogger) Fatal(args ...any) { l.Log.Error(fmt.Sprint(args...), "component", "asynq") }

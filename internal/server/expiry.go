@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"github.com/twinstac/twinstac/internal/config"
 )
 
-// startExpiry runs the expiry policy in the background every
+// StartExpiry runs the expiry policy in the background every
 // cfg.ExpiryInterval (0: never) and returns the function that stops it
 // and waits for it. Every server of a node may run it: a pass moves only
 // the version of an item it found expired.
-func startExpiry(ctx context.Context, cfg config.Server, st store, svc *catalog.Service, log *slog.Logger) (stop func()) {
+func StartExpiry(ctx context.Context, cfg config.Server, st catalog.Store, svc *catalog.Service, log *slog.Logger) (stop func()) {
 	es, ok := st.(catalog.ExpiryStore)
 	if cfg.ExpiryInterval <= 0 || !ok {
 		if cfg.ExpiryInterval > 0 {
