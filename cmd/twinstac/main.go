@@ -33,7 +33,8 @@ func main() {
 	defer stop()
 	if err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "twinstac:", err)
-		os.Exit(1)
+		stop()
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -47,6 +48,19 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServe(stdout, stderr), newWorker(stdout, stderr), newMigrate(stdout, stderr), newBench(stdout, stderr))
+	// The client commands, which talk to a server through the generated
+	// client.
+	c := &cli{stdout: stdout, stderr: stderr}
+	for _, cmd := range []*cobra.Command{newLogin(c), newWhoami(c), newCollections(c), newItems(c), newSearch(c),
+		newProcesses(c), newValidate(c), newRun(c), newJobs(c)} {
+		if cmd.Name() != "login" {
+			c.flags(cmd)
+		}
+		root.AddCommand(cmd)
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())}
+	})
 	return root
 }
 

@@ -9,13 +9,17 @@ package servertest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twinstac/twinstac/client"
 	"github.com/twinstac/twinstac/internal/config"
 	"github.com/twinstac/twinstac/internal/server"
 )
@@ -88,4 +92,49 @@ func Start(t testing.TB, configure func(*config.Server)) *Server {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// PublishTwin publishes a twin of examples/ (dir holds its
+// parameters.json and lifecycle/ scripts) as collection/id through the
+// client, as the node admin; the collection is made first.
+func PublishTwin(t testing.TB, url, collection, id, dir string) {
+	t.Helper()
+	api, err := client.New(url, client.Token(AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(client.Check(api.CreateCollectionWithBodyWithResponse(ctx, "application/json", strings.NewReader(fmt.Sprintf(`{"type":"Collection",
+		"stac_version":"1.1.0","id":%q,"description":"twins","license":"CC-BY-4.0",
+		"extent":{"spatial":{"bbox":[[-180,-90,180,90]]},"temporal":{"interval":[[null,null]]}},"links":[]}`, collection)))))
+	params, err := os.ReadFile(filepath.Join(dir, "parameters.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(client.Check(api.CreateItemWithBodyWithResponse(ctx, collection, "application/json", strings.NewReader(fmt.Sprintf(`{"type":"Feature",
+		"stac_version":"1.1.0","id":%q,"geometry":null,"links":[],"assets":{},"properties":{"datetime":"2026-01-01T00:00:00Z",
+		"dt:kind":"digital-twin","dt:parameters":%s}}`, id, params)))))
+	phases, err := os.ReadDir(filepath.Join(dir, "lifecycle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, p := range phases {
+		f, err := os.Open(filepath.Join(dir, "lifecycle", p.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(client.Check(api.PutAssetWithBodyWithResponse(ctx, collection, id, p.Name(), nil, "text/x-shellscript", f)))
+		_ = f.Close()
+		roles = append(roles, fmt.Sprintf(`%q:{"roles":["lifecycle"]}`, p.Name()))
+	}
+	must(client.Check(api.UpdateItemWithBodyWithResponse(ctx, collection, id, nil, "application/merge-patch+json",
+		strings.NewReader(`{"assets":{`+strings.Join(roles, ",")+`}}`))))
+	must(client.Check(api.MoveItemWithResponse(ctx, collection, id, nil, client.LifecycleRequest{State: "published"})))
 }

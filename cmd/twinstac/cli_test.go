@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twinstac/twinstac/internal/server/servertest"
+)
+
+// cliRun runs a twinstac command line and returns its output, error
+// output and exit status.
+func cliRun(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	root := newRoot(&out, &errs)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		fmt.Fprintln(&errs, "twinstac:", err)
+		code = exitCode(err)
+	}
+	return out.String(), errs.String(), code
+}
+
+// cliOK runs a command that must succeed.
+func cliOK(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errs, code := cliRun(t, "", args...)
+	if code != 0 {
+		t.Fatalf("twinstac %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// TestCLICatalog: login stores the connection (readable by its owner
+// only); collections, items and search work on it; failures print one
+// line and exit with their own status.
+func TestCLICatalog(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	t.Setenv("TWINSTAC_CONFIG", cfg)
+	t.Setenv("TWINSTAC_URL", "")
+	t.Setenv("TWINSTAC_TOKEN", "")
+
+	if _, _, code := cliRun(t, "", "whoami"); code != exitUsage {
+		t.Fatalf("whoami before login: exit %d, want %d", code, exitUsage)
+	}
+	if _, _, code := cliRun(t, "", "login", "--url", srv.URL, "--token", "wrong-token"); code != exitAuth {
+		t.Fatalf("login with a wrong token: exit %d, want %d", code, exitAuth)
+	}
+	if _, err := os.Stat(cfg); err == nil {
+		t.Fatal("a refused login was stored")
+	}
+	out := cliOK(t, "login", "--url", srv.URL, "--token", servertest.AdminToken)
+	if !strings.Contains(out, "(admin)") {
+		t.Fatalf("login: %s", out)
+	}
+	if fi, err := os.Stat(cfg); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the stored login: %v, %v", fi, err)
+	}
+	var who map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "whoami")), &who); err != nil || who["admin"] != true {
+		t.Fatalf("whoami -o json (the default off a terminal): %v, %v", who, err)
+	}
+	// The environment overrides the stored token.
+	t.Setenv("TWINSTAC_TOKEN", "wrong-token")
+	if _, _, code := cliRun(t, "", "whoami"); code != exitAuth {
+		t.Fatalf("whoami with TWINSTAC_TOKEN wrong: exit %d", code)
+	}
+	t.Setenv("TWINSTAC_TOKEN", "")
+
+	dir := t.TempDir()
+	coll := filepath.Join(dir, "coll.yaml")
+	if err := os.WriteFile(coll, []byte(`type: Collection
+stac_version: 1.1.0
+id: sensors
+title: Sensors
+description: Sensor data of the plant
+license: CC-BY-4.0
+extent:
+  spatial: {bbox: [[-180, -90, 180, 90]]}
+  temporal: {interval: [[null, null]]}
+links: []
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, "collections", "create", coll)
+	if out := cliOK(t, "collections", "list", "-o", "table"); !strings.Contains(out, "sensors") || !strings.Contains(out, "Sensors") {
+		t.Fatalf("collections list -o table:\n%s", out)
+	}
+	for i := range 12 {
+		doc := fmt.Sprintf(`{"type":"Feature","stac_version":"1.1.0","id":"s%02d","geometry":{"type":"Point","coordinates":[%d,45]},
+			"links":[],"assets":{},"properties":{"datetime":"2026-01-01T00:%02d:00Z","level":%d}}`, i, i, i, i)
+		if _, errs, code := cliRun(t, doc, "items", "create", "sensors", "-"); code != 0 {
+			t.Fatalf("items create: %d %s", code, errs)
+		}
+	}
+	cliOK(t, "items", "publish", "sensors", "s03", "--reason", "checked")
+	var it map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "items", "get", "sensors", "s03")), &it); err != nil || it["properties"].(map[string]any)["dt:state"] != "published" {
+		t.Fatalf("items get after publish: %v, %v", it, err)
+	}
+	lines := strings.Split(strings.TrimSpace(cliOK(t, "items", "list", "sensors", "--limit", "5", "--all", "-o", "ndjson")), "\n")
+	if len(lines) != 12 {
+		t.Fatalf("items list --all: %d lines", len(lines))
+	}
+	out = cliOK(t, "search", "--collections", "sensors", "--filter", "level >= 8", "--sortby", "-level", "--limit", "2", "--all", "-o", "ndjson")
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var x struct{ ID string }
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("search output %q: %v", l, err)
+		}
+		ids = append(ids, x.ID)
+	}
+	if strings.Join(ids, ",") != "s11,s10,s09,s08" {
+		t.Fatalf("search by filter, sorted: %v", ids)
+	}
+	if out := cliOK(t, "search", "--bbox", "2.5,40,4.5,50", "-o", "yaml"); !strings.Contains(out, "id: s03") || !strings.Contains(out, "id: s04") || strings.Contains(out, "id: s05") {
+		t.Fatalf("search --bbox -o yaml:\n%s", out)
+	}
+
+	// Failures: one line, their own exit status.
+	_, errs, code := cliRun(t, "", "items", "get", "sensors", "nope")
+	if code != exitNotFound || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "404") {
+		t.Fatalf("a missing item: exit %d, %q", code, errs)
+	}
+	if _, errs, code := cliRun(t, "", "search", "--filter", "level >>> 3"); code != exitUsage || !strings.Contains(errs, "400") {
+		t.Fatalf("a malformed filter: exit %d, %q", code, errs)
+	}
+	if _, _, code := cliRun(t, "", "search", "--bbox", "1,2,3"); code != exitUsage {
+		t.Fatalf("a bbox of three numbers: exit %d", code)
+	}
+	if _, _, code := cliRun(t, "", "items", "get", "sensors"); code != exitUsage {
+		t.Fatalf("a missing argument: exit %d", code)
+	}
+	cliOK(t, "items", "delete", "sensors", "s00")
+	cliOK(t, "collections", "delete", "sensors")
+	if _, _, code := cliRun(t, "", "collections", "get", "sensors"); code != exitNotFound {
+		t.Fatalf("a deleted collection: exit %d", code)
+	}
+}
+
+// TestCLIRun: a twin is described, its configuration validated, run with
+// its log followed, and its job listed and shown.
+func TestCLIRun(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	servertest.PublishTwin(t, srv.URL, "twins", "water-tank", "../../examples/water-tank")
+	t.Setenv("TWINSTAC_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("TWINSTAC_URL", srv.URL)
+	t.Setenv("TWINSTAC_TOKEN", servertest.AdminToken)
+
+	if out := cliOK(t, "processes", "list", "-o", "table"); !strings.Contains(out, "twins:water-tank") {
+		t.Fatalf("processes list:\n%s", out)
+	}
+	if out := cliOK(t, "processes", "describe", "twins:water-tank", "-o", "table"); !strings.Contains(out, "inflow") || !strings.Contains(out, "steps") {
+		t.Fatalf("processes describe:\n%s", out)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("inflow: 0.5\noutflow: 0.2\nsteps: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := cliOK(t, "validate", "twins:water-tank", cfg, "-o", "table"); strings.TrimSpace(out) != "valid" {
+		t.Fatalf("validate: %q", out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"inputs": {"inflow": -1, "steps": "many"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := cliRun(t, "", "validate", "twins:water-tank", bad, "-o", "table")
+	if code != exitUsage || !strings.Contains(out, "/inflow") || !strings.Contains(out, "/steps") || !strings.Contains(out, "/outflow") {
+		t.Fatalf("validate of a bad configuration: exit %d\n%s", code, out)
+	}
+
+	out, errs, code := cliRun(t, "", "run", "twins:water-tank", "-f", cfg, "--input", "steps=20", "--follow")
+	if code != 0 || !strings.Contains(out, "[execute stdout] after 20 steps") || !strings.Contains(errs, "successful") {
+		t.Fatalf("run --follow: exit %d\n%s%s", code, out, errs)
+	}
+	job := strings.Fields(strings.TrimPrefix(errs, "job "))[0]
+	var st map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "jobs", "status", job)), &st); err != nil || st["status"] != "successful" {
+		t.Fatalf("jobs status: %v, %v", st, err)
+	}
+	if out := cliOK(t, "jobs", "list", "-o", "table"); !strings.Contains(out, job) || !strings.Contains(out, "successful") {
+		t.Fatalf("jobs list:\n%s", out)
+	}
+	if out := cliOK(t, "jobs", "results", job, "-o", "table"); !strings.Contains(out, "/collections/twins-water-tank-results/items/"+job) {
+		t.Fatalf("jobs results:\n%s", out)
+	}
+	if out := cliOK(t, "jobs", "logs", job); !strings.Contains(out, "after 20 steps") {
+		t.Fatalf("jobs logs:\n%s", out)
+	}
+	// --wait shows the job as it ended; a failed run exits 1.
+	out = cliOK(t, "run", "twins:water-tank", "--input", "inflow=0.1", "--input", "outflow=0.3", "--wait")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st["status"] != "successful" {
+		t.Fatalf("run --wait: %s", out)
+	}
+	if _, _, code := cliRun(t, "", "run", "twins:water-tank", "--input", "inflow=oops"); code != exitUsage {
+		t.Fatalf("run with a bad input: exit %d", code)
+	}
+	if _, _, code := cliRun(t, "", "run", "twins:nope"); code != exitNotFound {
+		t.Fatalf("run of a missing process: exit %d", code)
+	}
+}
