@@ -346,3 +346,12 @@ func newWhoami(c *cli) *cobra.Command {
 		},
 	}
 }
+
+// mustJSON is v as JSON (v is a value the client decoded).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

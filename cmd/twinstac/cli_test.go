@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,5 +206,36 @@ func TestCLIRun(t *testing.T) {
 	}
 	if _, _, code := cliRun(t, "", "run", "twins:nope"); code != exitNotFound {
 		t.Fatalf("run of a missing process: exit %d", code)
+	}
+
+	// A batch of 20 jobs: the progress ends at 20/20 and the summary
+	// counts them all successful.
+	sweep := filepath.Join(t.TempDir(), "sweep.yaml")
+	if err := os.WriteFile(sweep, []byte(`process: twins:water-tank
+inputs: {outflow: 0.2}
+sweep:
+  inflow: [0.1, 0.2, 0.3, 0.4]
+  steps: [1, 2, 3, 4, 5]
+mode: product
+maxParallel: 4
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = cliRun(t, "", "batch", "submit", sweep, "--poll", "50ms", "-o", "table")
+	if code != 0 {
+		t.Fatalf("batch submit: exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "20 jobs of twins:water-tank") || !strings.Contains(errs, "20/20") {
+		t.Fatalf("batch progress:\n%s", errs)
+	}
+	summary := strings.Fields(out)
+	i := slices.Index(summary, "QUEUED")
+	if i < 0 || len(summary) < i+7 || strings.Join(summary[i+1:i+7], " ") != "20 20 0 0 0 0" || !slices.Contains(summary, "successful") {
+		t.Fatalf("batch summary:\n%s", out)
+	}
+	batch := summary[slices.Index(summary, "BATCH")+1]
+	var b map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "batch", "status", batch)), &b); err != nil || b["total"] != 20.0 {
+		t.Fatalf("batch status: %v, %v", b, err)
 	}
 }

@@ -52,7 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	// client.
 	c := &cli{stdout: stdout, stderr: stderr}
 	for _, cmd := range []*cobra.Command{newLogin(c), newWhoami(c), newCollections(c), newItems(c), newSearch(c),
-		newProcesses(c), newValidate(c), newRun(c), newJobs(c)} {
+		newProcesses(c), newValidate(c), newRun(c), newJobs(c), newBatch(c)} {
 		if cmd.Name() != "login" {
 			c.flags(cmd)
 		}
