@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/twinstac/twinstac/internal/server/servertest"
 )
@@ -237,5 +240,196 @@ maxParallel: 4
 	var b map[string]any
 	if err := json.Unmarshal([]byte(cliOK(t, "batch", "status", batch)), &b); err != nil || b["total"] != 20.0 {
 		t.Fatalf("batch status: %v, %v", b, err)
+	}
+}
+
+// writeFiles writes files (path → content) under root.
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, "lifecycle/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// summaryRow returns the numbers of a collection's row of an import
+// summary table.
+func summaryRow(t *testing.T, out, coll string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == coll {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	t.Fatalf("no row of %s in:\n%s", coll, out)
+	return ""
+}
+
+// TestCLILibrary: a DTaaS-shaped library is imported (its twin then
+// runs), imported again with nothing to do, changed, exported back as it
+// was; assets go up and down.
+func TestCLILibrary(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	t.Setenv("TWINSTAC_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("TWINSTAC_URL", srv.URL)
+	t.Setenv("TWINSTAC_TOKEN", servertest.AdminToken)
+
+	lib := t.TempDir()
+	files := map[string]string{
+		"models/tank-model/README.md":   "# Tank model\n\nA lumped model of a draining tank.\n\n## Use\n\nSee the twin.\n",
+		"models/tank-model/model.py":    "def level(h, inflow, outflow):\n    return h + inflow - outflow * h ** 0.5\n",
+		"models/tank-model/config.yaml": "outflow: 0.2\n",
+		"data/readings.csv":             "t,level\n0,1.0\n1,1.3\n",
+		"tools/plot":                    "#!/bin/sh\necho plotting\n",
+		"common/functions/convert.py":   "print('convert')\n",
+		"digital_twins/.cache/x":        "ignored",
+	}
+	for _, name := range []string{"parameters.json", "description.md", "lifecycle/create", "lifecycle/execute", "lifecycle/terminate", "lifecycle/clean"} {
+		b, err := os.ReadFile(filepath.Join("../../examples/water-tank", filepath.FromSlash(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["digital_twins/water-tank/"+name] = string(b)
+	}
+	writeFiles(t, lib, files)
+
+	out, errs, code := cliRun(t, "", "import", lib, "--publish", "-o", "table")
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
+	}
+	for coll, want := range map[string]string{"digital-twins": "1 0 0 0 6", "models": "1 0 0 0 3", "data": "1 0 0 0 1", "tools": "1 0 0 0 1", "common-functions": "1 0 0 0 1"} {
+		if got := summaryRow(t, out, coll); !strings.HasPrefix(got, want+" ") {
+			t.Fatalf("import summary of %s: %q, want %q …\n%s", coll, got, want, out)
+		}
+	}
+	if !strings.Contains(errs, "5/5") || !strings.Contains(errs, "imported 5 items") {
+		t.Fatalf("import progress:\n%s", errs)
+	}
+	var model map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "items", "get", "models", "tank-model")), &model); err != nil {
+		t.Fatal(err)
+	}
+	props, assets := model["properties"].(map[string]any), model["assets"].(map[string]any)
+	if props["title"] != "Tank model" || props["description"] != "A lumped model of a draining tank." || props["dt:kind"] != "model" || props["dt:state"] != "published" {
+		t.Fatalf("the model's properties: %v", props)
+	}
+	for key, role := range map[string]string{"README.md": "description", "model.py": "data", "config.yaml": "config"} {
+		a, _ := assets[key].(map[string]any)
+		if a == nil || fmt.Sprint(a["roles"]) != "["+role+"]" || a["file:checksum"] == nil {
+			t.Fatalf("asset %s of the model: %v", key, a)
+		}
+	}
+	var tool map[string]any
+	_ = json.Unmarshal([]byte(cliOK(t, "items", "get", "tools", "plot")), &tool)
+	if a, _ := tool["assets"].(map[string]any)["plot"].(map[string]any); a == nil || fmt.Sprint(a["roles"]) != "[lifecycle]" {
+		t.Fatalf("a file without an extension: %v", tool["assets"])
+	}
+	// The imported twin runs.
+	out, errs, code = cliRun(t, "", "run", "digital-twins:water-tank", "--input", "inflow=0.5", "--input", "outflow=0.2", "--input", "steps=5", "--follow")
+	if code != 0 || !strings.Contains(out, "after 5 steps") {
+		t.Fatalf("running the imported twin: exit %d\n%s%s", code, out, errs)
+	}
+
+	// Again: nothing to do.
+	out = cliOK(t, "import", lib, "--publish", "-o", "table")
+	for _, coll := range []string{"digital-twins", "models", "data", "tools", "common-functions"} {
+		if got := summaryRow(t, out, coll); got != "0 0 1 0 0 0" {
+			t.Fatalf("import again, %s: %q\n%s", coll, got, out)
+		}
+	}
+	// A published item that changed is left alone and said so.
+	writeFiles(t, lib, map[string]string{"data/readings.csv": "t,level\n0,1.0\n1,1.3\n2,1.5\n"})
+	out, errs, _ = cliRun(t, "", "import", lib, "-o", "table")
+	if got := summaryRow(t, out, "data"); got != "0 0 0 1 0 0" || !strings.Contains(errs, "data/readings.csv is published") {
+		t.Fatalf("a published item changed: %q\n%s%s", got, out, errs)
+	}
+	// A draft is brought up to date: the changed file only, the removed
+	// one gone.
+	lib2 := t.TempDir()
+	writeFiles(t, lib2, map[string]string{"models/m2/a.txt": "a", "models/m2/b.txt": "b", "models/m2/c.txt": "c"})
+	cliOK(t, "import", lib2, "--collection", "models=drafts")
+	writeFiles(t, lib2, map[string]string{"models/m2/b.txt": "B!"})
+	if err := os.Remove(filepath.Join(lib2, "models/m2/c.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out = cliOK(t, "import", lib2, "--collection", "models=drafts", "-o", "table")
+	if got := summaryRow(t, out, "drafts"); got != "0 1 0 0 1 2" {
+		t.Fatalf("a draft changed: %q\n%s", got, out)
+	}
+	var m2 map[string]any
+	_ = json.Unmarshal([]byte(cliOK(t, "items", "get", "drafts", "m2")), &m2)
+	if as := m2["assets"].(map[string]any); len(as) != 2 || as["c.txt"] != nil {
+		t.Fatalf("the draft's assets: %v", as)
+	}
+
+	// Export writes the library back as it was.
+	back := t.TempDir()
+	for _, coll := range []string{"digital-twins", "models", "tools", "common-functions"} {
+		cliOK(t, "export", coll, back)
+	}
+	for p, content := range files {
+		if strings.Contains(p, ".cache") || strings.HasPrefix(p, "data/") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(back, filepath.FromSlash(p)))
+		if err != nil || string(b) != content {
+			t.Fatalf("exported %s: %q, %v", p, b, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(back, "digital_twins/water-tank/lifecycle/execute")); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Fatalf("an exported lifecycle script is not executable: %v, %v", fi, err)
+	}
+
+	// Assets up and down, 3 MB.
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	src := filepath.Join(t.TempDir(), "mesh.bin")
+	if err := os.WriteFile(src, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, "assets", "upload", "drafts", "m2", "mesh", src)
+	dst := filepath.Join(t.TempDir(), "got.bin")
+	if _, errs, code := cliRun(t, "", "assets", "download", "drafts", "m2", "mesh", "--to", dst); code != 0 || !strings.Contains(errs, "downloaded 3145728 bytes") {
+		t.Fatalf("assets download: exit %d\n%s", code, errs)
+	}
+	if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the downloaded file differs (%d bytes, %v)", len(got), err)
+	}
+	if _, _, code := cliRun(t, "", "assets", "upload", "models", "tank-model", "mesh", src); code != exitUsage {
+		t.Fatalf("an upload to a published item: exit %d", code)
+	}
+}
+
+// TestEveryCommandHasHelp: every command (but cobra's own) says what it
+// does and shows an example in its --help.
+func TestEveryCommandHasHelp(t *testing.T) {
+	root := newRoot(io.Discard, io.Discard)
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		for _, sub := range cmd.Commands() {
+			if sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			if sub.Short == "" || sub.Example == "" {
+				t.Errorf("%s: Short %q, Example %q", sub.CommandPath(), sub.Short, sub.Example)
+			}
+			walk(sub)
+		}
+	}
+	walk(root)
+	out, _, code := cliRun(t, "", "run", "--help")
+	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--follow") {
+		t.Fatalf("run --help: exit %d\n%s", code, out)
 	}
 }

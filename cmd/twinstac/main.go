@@ -52,11 +52,15 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	// client.
 	c := &cli{stdout: stdout, stderr: stderr}
 	for _, cmd := range []*cobra.Command{newLogin(c), newWhoami(c), newCollections(c), newItems(c), newSearch(c),
-		newProcesses(c), newValidate(c), newRun(c), newJobs(c), newBatch(c)} {
+		newProcesses(c), newValidate(c), newRun(c), newJobs(c), newBatch(c),
+		newAssets(c), newImport(c), newExport(c)} {
 		if cmd.Name() != "login" {
 			c.flags(cmd)
 		}
 		root.AddCommand(cmd)
+	}
+	for _, cmd := range root.Commands() {
+		gatherExamples(cmd)
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())}
@@ -220,4 +224,20 @@ func servePprof(addr string, log *slog.Logger) error {
 	log.Info("profiles served", "addr", ln.Addr().String())
 	go func() { _ = http.Serve(ln, mux) }()
 	return nil
+}
+
+// gatherExamples gives a command group without examples of its own the
+// first example of each of its commands.
+func gatherExamples(cmd *cobra.Command) {
+	if cmd.Example != "" || !cmd.HasSubCommands() {
+		return
+	}
+	var lines []string
+	for _, sub := range cmd.Commands() {
+		gatherExamples(sub)
+		if first, _, _ := strings.Cut(sub.Example, "\n"); first != "" {
+			lines = append(lines, first)
+		}
+	}
+	cmd.Example = strings.Join(lines, "\n")
 }
