@@ -129,6 +129,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerJobLogs()
 	s.registerEvents()
 	s.registerValidation()
+	addRequestExamples(s.api.OpenAPI())
 	metricsHandler := promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})
 	s.mux.Handle("GET /metrics", s.metrics.observe("metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.PrivateMetrics {
