@@ -38,7 +38,7 @@ var requestExamples = map[string]string{
   "process": "twins:water-tank", "inputs": {"outflow": 0.2},
   "sweep": {"inflow": [0.1, 0.2, 0.3], "steps": [10, 100]}, "mode": "product", "maxParallel": 4
 }`,
-	"createToken": `{"name": "laptop", "scopes": ["read", "execute"], "expires": "2027-01-01T00:00:00Z"}`,
+	"createToken":           `{"name": "laptop", "scopes": ["read", "execute"], "expires": "2027-01-01T00:00:00Z"}`,
 	"createCollectionShare": `{"subject": "user:ana", "role": "viewer"}`,
 	"createItemShare":       `{"subject": "group:hydrology", "role": "viewer"}`,
 	"createJobShare":        `{"subject": "user:ana", "role": "viewer"}`,
