@@ -10,10 +10,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/twinstac/twinstac/internal/config"
 	"github.com/twinstac/twinstac/internal/server/servertest"
+	"github.com/twinstac/twinstac/internal/testdb"
 )
 
 // cliRun runs a twinstac command line and returns its output, error
@@ -431,5 +434,90 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	out, _, code := cliRun(t, "", "run", "--help")
 	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--follow") {
 		t.Fatalf("run --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestCLIDismissAndSave: a running job is saved and dismissed, a batch
+// dismissed, an item deprecated and archived, through the CLI.
+func TestCLIDismissAndSave(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Server) { c.Workers = 3 })
+	servertest.PublishTwin(t, srv.URL, "twins", "heartbeat", "../../examples/heartbeat")
+	t.Setenv("TWINSTAC_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("TWINSTAC_URL", srv.URL)
+	t.Setenv("TWINSTAC_TOKEN", servertest.AdminToken)
+
+	var st map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "run", "twins:heartbeat", "--input", "interval=0.05")), &st); err != nil {
+		t.Fatal(err)
+	}
+	job, _ := st["jobID"].(string)
+	status := func(id string) string {
+		var s map[string]any
+		_ = json.Unmarshal([]byte(cliOK(t, "jobs", "status", id)), &s)
+		return fmt.Sprint(s["status"])
+	}
+	testdb.WaitFor(t, 30*time.Second, "the job to run", func() bool { return status(job) == "running" })
+	var save map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "jobs", "save", job)), &save); err != nil || save["snapshot"] == nil {
+		t.Fatalf("jobs save: %v, %v", save, err)
+	}
+	cliOK(t, "jobs", "dismiss", job)
+	testdb.WaitFor(t, 30*time.Second, "the job to end dismissed", func() bool { return status(job) == "dismissed" })
+	if out := cliOK(t, "jobs", "logs", job); !strings.Contains(out, "beat 1") {
+		t.Fatalf("the dismissed job's log:\n%s", out)
+	}
+	// run --wait of a job that ends dismissed exits 1.
+	type result struct {
+		errs string
+		code int
+	}
+	waited := make(chan result, 1)
+	go func() {
+		var out, errs bytes.Buffer
+		root := newRoot(&out, &errs)
+		root.SetArgs([]string{"run", "twins:heartbeat", "--input", "interval=0.05", "--wait"})
+		r := result{}
+		if err := root.ExecuteContext(t.Context()); err != nil {
+			r = result{err.Error(), exitCode(err)}
+		}
+		waited <- r
+	}()
+	testdb.WaitFor(t, 30*time.Second, "a second running job", func() bool {
+		var list []map[string]any
+		_ = json.Unmarshal([]byte(cliOK(t, "jobs", "list", "--status", "running")), &list)
+		for _, j := range list {
+			if id := j["jobID"].(string); id != job {
+				cliOK(t, "jobs", "dismiss", id)
+				return true
+			}
+		}
+		return false
+	})
+	if r := <-waited; r.code != exitFailure || !strings.Contains(r.errs, "dismissed") {
+		t.Fatalf("run --wait of a dismissed job: exit %d, %s", r.code, r.errs)
+	}
+
+	sweep := filepath.Join(t.TempDir(), "sweep.json")
+	if err := os.WriteFile(sweep, []byte(`{"process": "twins:heartbeat", "sweep": {"interval": [0.05, 0.06, 0.07, 0.08]}, "maxParallel": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, "batch", "submit", sweep, "--no-wait")), &b); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := b["id"].(string)
+	cliOK(t, "batch", "dismiss", id)
+	testdb.WaitFor(t, 30*time.Second, "the batch to end", func() bool {
+		_ = json.Unmarshal([]byte(cliOK(t, "batch", "status", id)), &b)
+		c, _ := b["counts"].(map[string]any)
+		return c["dismissed"] == 4.0
+	})
+
+	cliOK(t, "items", "deprecate", "twins", "heartbeat", "--reason", "replaced")
+	cliOK(t, "items", "archive", "twins", "heartbeat")
+	var it map[string]any
+	_ = json.Unmarshal([]byte(cliOK(t, "items", "get", "twins", "heartbeat")), &it)
+	if p := it["properties"].(map[string]any); p["dt:state"] != "archived" {
+		t.Fatalf("after deprecate and archive: %v", p["dt:state"])
 	}
 }
