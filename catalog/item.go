@@ -314,6 +314,10 @@ func (it *Item) decodeTimes(props Document) error {
 	if !props.Has("datetime") && !(hasStart && hasEnd) {
 		return Invalid("/properties/datetime", "an item needs a datetime, or null with start_datetime and end_datetime")
 	}
+	if !props.Has("datetime") {
+		// STAC requires the member, null with a range: it is written.
+		props["datetime"] = json.RawMessage("null")
+	}
 	if !hasDT && !(hasStart && hasEnd) {
 		return Invalid("/properties/start_datetime", "a null datetime needs both start_datetime and end_datetime")
 	}

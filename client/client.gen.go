@@ -1399,7 +1399,7 @@ type ItemPropertiesDtState string
 // Item_Properties Item properties. `datetime` (or `start_datetime` and `end_datetime`) is required; `dt:state`, `created`, `updated`, `published` and `unpublished` are kept by the server.
 type Item_Properties struct {
 	// Datetime The nominal time of the item, or null with start_datetime and end_datetime.
-	Datetime *time.Time `json:"datetime,omitempty"`
+	Datetime *time.Time `json:"datetime"`
 
 	// DtState The lifecycle state.
 	DtState              *ItemPropertiesDtState `json:"dt:state,omitempty"`
@@ -4073,11 +4073,9 @@ func (a Item_Properties) MarshalJSON() ([]byte, error) {
 	var err error
 	object := make(map[string]json.RawMessage)
 
-	if a.Datetime != nil {
-		object["datetime"], err = json.Marshal(a.Datetime)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'datetime': %w", err)
-		}
+	object["datetime"], err = json.Marshal(a.Datetime)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'datetime': %w", err)
 	}
 
 	if a.DtState != nil {

@@ -77,6 +77,9 @@ func registerSchemas(r huma.Registry) {
 	}
 	m["Item"] = openObject("A STAC item as the catalog holds it.", itemProps(),
 		"type", "stac_version", "id", "collection", "geometry", "properties", "links", "assets")
+	// An item the server returns always has datetime (null with a range),
+	// as STAC requires; one sent may leave it out with a range.
+	m["Item"].Properties["properties"].Required = []string{"datetime"}
 	m["ItemInput"] = openObject("A STAC item sent by a client. The server adds links, dt:state and timestamps; members it does not know round-trip unchanged.", itemProps(),
 		"id", "geometry", "properties")
 	m["ItemProjection"] = openObject("A STAC item, whole unless a search's fields parameter leaves members out; type and id are always there.", itemProps(),

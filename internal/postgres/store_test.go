@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	mrand "math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -727,4 +728,35 @@ func BenchmarkBulkLoad(b *testing.B) {
 		loaded += res.Inserted
 	}
 	b.ReportMetric(float64(loaded)/b.Elapsed().Seconds(), "items/s")
+}
+
+// TestItemDatetimeMigration: migration 0018 gives items stored without
+// properties.datetime a null one, and leaves the others alone.
+func TestItemDatetimeMigration(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	insertCollection(t, s, "c")
+	list := []*catalog.Item{
+		storetest.NewItem(t, "c", "a", t0, point(1, 2), catalog.StateDraft),
+		storetest.NewItem(t, "c", "b", t0, point(1, 2), catalog.StateDraft),
+	}
+	if _, err := s.BulkLoad(t.Context(), "c", catalog.BulkInsert, items(list)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(t.Context(), `UPDATE items SET content = content #- '{properties,datetime}' WHERE id = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("migrations/0018_item_datetime.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(t.Context(), string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM items WHERE id = 'a' AND jsonb_typeof(content->'properties'->'datetime') = 'null'`); n != 1 {
+		t.Fatal("the item without datetime did not get a null one")
+	}
+	if n := count(t, s, `SELECT count(*) FROM items WHERE id = 'b' AND jsonb_typeof(content->'properties'->'datetime') = 'string'`); n != 1 {
+		t.Fatal("the item with a datetime changed")
+	}
 }

@@ -554,3 +554,35 @@ func BenchmarkBulkLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "items/s")
 }
+
+// TestItemDatetimeMigration: migration 0013 gives items stored without
+// properties.datetime a null one, and leaves the others alone.
+func TestItemDatetimeMigration(t *testing.T) {
+	s := openTestStore(t)
+	insertCollection(t, s, "c")
+	mustUpdate(t, s, func(tx catalog.Tx) error {
+		for _, id := range []string{"a", "b"} {
+			if err := tx.InsertItem(t.Context(), storetest.NewItem(t, "c", id, time.Unix(0, 0), point(1, 2), catalog.StateDraft)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w, _ := s.DBs()
+	if _, err := w.ExecContext(t.Context(), `UPDATE items SET content = json_remove(content, '$.properties.datetime') WHERE id = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("migrations/0013_item_datetime.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ExecContext(t.Context(), string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM items WHERE json_type(content, '$.properties.datetime') = 'null' AND id = 'a'`); n != 1 {
+		t.Fatal("the item without datetime did not get a null one")
+	}
+	if n := count(t, s, `SELECT count(*) FROM items WHERE json_type(content, '$.properties.datetime') = 'text' AND id = 'b'`); n != 1 {
+		t.Fatal("the item with a datetime changed")
+	}
+}
