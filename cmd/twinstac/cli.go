@@ -34,8 +34,8 @@ type usageError struct{ error }
 // exitCode is the process's exit status for err.
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+		return exitUsage // cobra's error for a command that does not exist
 	}
 	switch s := client.StatusOf(err); {
 	case s == 401 || s == 403:

@@ -143,6 +143,9 @@ links: []
 	if _, _, code := cliRun(t, "", "search", "--bbox", "1,2,3"); code != exitUsage {
 		t.Fatalf("a bbox of three numbers: exit %d", code)
 	}
+	if _, _, code := cliRun(t, "", "itmes", "list", "sensors"); code != exitUsage {
+		t.Fatalf("a misspelt command: exit %d", code)
+	}
 	if _, _, code := cliRun(t, "", "items", "get", "sensors"); code != exitUsage {
 		t.Fatalf("a missing argument: exit %d", code)
 	}
