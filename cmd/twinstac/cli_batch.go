@@ -39,6 +39,9 @@ job of the batch failed or was dismissed.`,
 		Example: "  twinstac batch submit sweep.yaml\n  twinstac batch submit sweep.yaml --no-wait -o json",
 		Args:    args(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if poll <= 0 {
+				return usageError{fmt.Errorf("--poll %s: give a positive interval", poll)}
+			}
 			body, err := readDoc(cmd.InOrStdin(), a[0])
 			if err != nil {
 				return err

@@ -40,12 +40,11 @@ type App struct {
 }
 
 // New assembles a server from cfg. Close releases what it started.
-func New(ctx context.Context, cfg config.Server, log *slog.Logger) (app *App, err error) {
-	app = &App{}
+func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *App, err error) {
+	app := &App{}
 	defer func() {
 		if err != nil {
-			app.Close()
-			app = nil
+			app.Close() // what was started before the failure
 		}
 	}()
 	st, err := OpenStore(ctx, cfg, log)
