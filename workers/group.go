@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -73,7 +74,7 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 		for i, c := range calls {
 			in[i] = c.in
 		}
-		out, err := g.do(ctx, in)
+		out, err := g.run(ctx, in)
 		for i, c := range calls {
 			if err != nil {
 				c.err = err
@@ -122,4 +123,20 @@ func (g *groups[In, Out]) forget(key string, gr *group[In, Out]) {
 	if idle && g.by[key] == gr {
 		delete(g.by, key)
 	}
+}
+
+// run calls do, turning a panic or a short answer into an error of the
+// group: it runs outside the task handlers, whose recover would not see
+// it, and would stop the worker.
+func (g *group[In, Out]) run(ctx context.Context, in []In) (out []Out, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("writing a group of %d: panic: %v", len(in), p)
+		}
+	}()
+	out, err = g.do(ctx, in)
+	if err == nil && len(out) != len(in) {
+		return nil, fmt.Errorf("writing a group of %d: %d results", len(in), len(out))
+	}
+	return out, err
 }

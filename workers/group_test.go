@@ -122,3 +122,20 @@ func TestGroupsByKey(t *testing.T) {
 		return len(gs.by) == 0
 	})
 }
+
+// TestGroupPanic: a panic while writing a group fails its calls; the
+// group goes on with the next.
+func TestGroupPanic(t *testing.T) {
+	g := newGroup(8, func(_ context.Context, in []int) ([]int, error) {
+		if in[0] == 0 {
+			panic("boom")
+		}
+		return in, nil
+	})
+	if _, err := g.call(t.Context(), 0); err == nil {
+		t.Fatal("a panicking group succeeded")
+	}
+	if out, err := g.call(t.Context(), 1); err != nil || out != 1 {
+		t.Fatalf("the next group: %d, %v", out, err)
+	}
+}

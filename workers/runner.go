@@ -177,6 +177,12 @@ func (r *Runner) Run(ctx context.Context, jobID string, attempt int) error {
 		}
 		return err
 	}
+	if ctx.Err() != nil {
+		// The worker began stopping while the claim was being written
+		// (it is written whatever the task's context): the attempt goes
+		// back to the queue rather than failing on the stopped context.
+		return r.abandon(ctx, j, nil)
+	}
 	r.notify(ctx, j, jobs.StatusRunning)
 	var req Request
 	if len(j.Request) > 0 {
