@@ -76,6 +76,7 @@ func New(server string, opts ...Option) (*API, error) {
 	hc.Transport = &authTransport{
 		next:  &retryTransport{next: next, max: st.retries},
 		host:  u.Host,
+		https: u.Scheme == "https",
 		token: st.token,
 		ua:    st.userAgent,
 	}
@@ -91,15 +92,22 @@ func New(server string, opts ...Option) (*API, error) {
 type authTransport struct {
 	next      http.RoundTripper
 	host      string
+	https     bool // the server is https: the token never goes over http
 	token, ua string
 }
 
+// ours says whether the token may go with req: to the server's host, and
+// not over plain HTTP when the server is reached over HTTPS.
+func (t *authTransport) ours(req *http.Request) bool {
+	return t.token != "" && req.URL.Host == t.host && (!t.https || req.URL.Scheme == "https")
+}
+
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (t.token == "" || req.URL.Host != t.host) && t.ua == "" {
+	if !t.ours(req) && t.ua == "" {
 		return t.next.RoundTrip(req)
 	}
 	r := req.Clone(req.Context())
-	if t.token != "" && req.URL.Host == t.host && r.Header.Get("Authorization") == "" {
+	if t.ours(req) && r.Header.Get("Authorization") == "" {
 		r.Header.Set("Authorization", "Bearer "+t.token)
 	}
 	if t.ua != "" && r.Header.Get("User-Agent") == "" {

@@ -291,10 +291,15 @@ command, override what is stored.`,
 			if url == "" {
 				return usageError{errors.New("--url is required")}
 			}
-			c.url, c.token = url, token
-			api, err := c.api()
+			// Only what is given here: no stored or environment token
+			// goes to the server being signed in to.
+			opts := []client.Option{client.UserAgent("twinstac-cli")}
+			if token != "" {
+				opts = append(opts, client.Token(token))
+			}
+			api, err := client.New(url, opts...)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			who, err := call(api.WhoamiWithResponse(cmd.Context()))
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -162,11 +163,18 @@ func itemRows(w io.Writer, list []client.ItemProjection) {
 			}
 			return fmt.Sprint(v)
 		}
-		dt := prop("datetime")
-		if dt == "-" {
+		// datetime and dt:state are fields of their own in the
+		// generated type, not additional properties.
+		dt, state := "-", "-"
+		if it.Properties != nil && it.Properties.Datetime != nil {
+			dt = it.Properties.Datetime.UTC().Format(time.RFC3339)
+		} else {
 			dt = prop("start_datetime")
 		}
-		rows(w, []string{orDash(it.Collection), it.Id, dt, prop("dt:state"), prop("title")})
+		if it.Properties != nil && it.Properties.DtState != nil {
+			state = string(*it.Properties.DtState)
+		}
+		rows(w, []string{orDash(it.Collection), it.Id, dt, state, prop("title")})
 	}
 }
 

@@ -100,6 +100,14 @@ links: []
 	if out := cliOK(t, "collections", "list", "-o", "table"); !strings.Contains(out, "sensors") || !strings.Contains(out, "Sensors") {
 		t.Fatalf("collections list -o table:\n%s", out)
 	}
+	// Signing in elsewhere without a token sends no stored token.
+	if _, _, code := cliRun(t, "", "login", "--url", srv.URL); code != 0 {
+		t.Fatalf("an anonymous login: exit %d", code)
+	}
+	cliOK(t, "login", "--url", srv.URL, "--token", servertest.AdminToken)
+	if out := cliOK(t, "collections", "list", "-o", "table"); !strings.Contains(out, "sensors") {
+		t.Fatalf("collections list -o table:\n%s", out)
+	}
 	for i := range 12 {
 		doc := fmt.Sprintf(`{"type":"Feature","stac_version":"1.1.0","id":"s%02d","geometry":{"type":"Point","coordinates":[%d,45]},
 			"links":[],"assets":{},"properties":{"datetime":"2026-01-01T00:%02d:00Z","level":%d}}`, i, i, i, i)
@@ -108,6 +116,9 @@ links: []
 		}
 	}
 	cliOK(t, "items", "publish", "sensors", "s03", "--reason", "checked")
+	if out := cliOK(t, "items", "get", "sensors", "s03", "-o", "table"); !strings.Contains(out, "published") || !strings.Contains(out, "2026-01-01T00:03:00Z") {
+		t.Fatalf("items get -o table:\n%s", out)
+	}
 	var it map[string]any
 	if err := json.Unmarshal([]byte(cliOK(t, "items", "get", "sensors", "s03")), &it); err != nil || it["properties"].(map[string]any)["dt:state"] != "published" {
 		t.Fatalf("items get after publish: %v, %v", it, err)
