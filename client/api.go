@@ -156,7 +156,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return resp, err
 			}
 			wait = backoff(attempt)
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		case resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusServiceUnavailable && idempotent(req.Method)):
+			// A 503 may come after a write was made (its acknowledgement
+			// lost): only idempotent requests are sent again on it.
 			wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 			if wait < 0 {
 				wait = backoff(attempt)

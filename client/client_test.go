@@ -323,8 +323,12 @@ func TestRetries(t *testing.T) {
 	if s := do("GET", "/busy", nil); s != 200 {
 		t.Fatalf("503 twice then 200: %d", s)
 	}
+	// A write answered 503 may have been made: it is not sent again.
+	if s := do("POST", "/write", strings.NewReader("w")); s != 503 {
+		t.Fatalf("a POST answered 503: %d", s)
+	}
 	mu.Lock()
-	if len(bodies) != 6 || bodies[0] != `{"a":1}` || bodies[2] != `{"a":1}` {
+	if len(bodies) != 7 || bodies[0] != `{"a":1}` || bodies[2] != `{"a":1}` {
 		t.Fatalf("bodies %q", bodies)
 	}
 	for _, a := range auths {

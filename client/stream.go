@@ -59,7 +59,7 @@ func (a *API) FollowLog(ctx context.Context, jobID string, after int64, fn func(
 		if status != "" || !retryable(ctx, err) {
 			return status, err
 		}
-		if got {
+		if got || opened(err) {
 			failures = 0
 		}
 		if failures++; failures > maxStreamRetries {
@@ -103,7 +103,7 @@ func (a *API) FollowEvents(ctx context.Context, params *GetEventsParams, fn func
 		if !retryable(ctx, err) {
 			return err
 		}
-		if got {
+		if got || opened(err) {
 			failures = 0
 		}
 		if failures++; failures > maxStreamRetries {
@@ -114,6 +114,10 @@ func (a *API) FollowEvents(ctx context.Context, params *GetEventsParams, fn func
 		}
 	}
 }
+
+// opened says whether a stream ended after it was open (the server or
+// a proxy closed a healthy connection), rather than failing to open.
+func opened(err error) bool { return errors.Is(err, errStreamEnded) }
 
 // errStreamEnded is a stream the server closed without saying it ended.
 var errStreamEnded = errors.New("the stream ended early")

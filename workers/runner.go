@@ -81,7 +81,22 @@ func (r *Runner) grouped() {
 			})
 		})
 		r.ends = newGroup(n, func(ctx context.Context, in []jobs.End) ([]jobs.Changed, error) {
-			return r.Jobs.FinishJobs(ctx, in, r.now())
+			out, err := r.Jobs.FinishJobs(ctx, in, r.now())
+			if err == nil || len(in) == 1 || catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
+				return out, err
+			}
+			// One end the store refused as a whole (a message it cannot
+			// hold) is that job's fault only: each on its own.
+			out = make([]jobs.Changed, len(in))
+			for i, e := range in {
+				c, err := r.Jobs.FinishJobs(ctx, []jobs.End{e}, r.now())
+				if err != nil {
+					out[i].Err = err
+					continue
+				}
+				out[i] = c[0]
+			}
+			return out, nil
 		})
 		r.results = &groups[[]byte, error]{max: n, do: r.createResults}
 	})
