@@ -23,52 +23,34 @@ const maxStreamRetries = 5
 // stopped (Last-Event-ID). An error of fn stops it and is returned.
 func (a *API) FollowLog(ctx context.Context, jobID string, after int64, fn func(LogLine) error) (status string, err error) {
 	accept := "text/event-stream"
-	failures := 0
-	for {
+	err = a.follow(ctx, "the log stream of job "+jobID, func() (*http.Request, error) {
 		params := &GetJobLogsParams{Accept: &accept}
 		if after > 0 {
 			params.After = &after
 		}
-		req, err := NewGetJobLogsRequest(a.Server, jobID, params)
-		if err != nil {
-			return "", err
-		}
-		got := false
-		err = a.stream(req.WithContext(ctx), func(ev sse.Event) (bool, error) {
-			switch ev.Type {
-			case "log":
-				var l LogLine
-				if err := json.Unmarshal([]byte(ev.Data), &l); err != nil {
-					return true, fmt.Errorf("client: a log event: %w", err)
-				}
-				got = true
-				after = l.Seq
-				return false, fn(l)
-			case "end":
-				var end struct {
-					Status string `json:"status"`
-				}
-				if err := json.Unmarshal([]byte(ev.Data), &end); err != nil {
-					return true, fmt.Errorf("client: the end event: %w", err)
-				}
-				status = end.Status
-				return true, nil
+		return NewGetJobLogsRequest(a.Server, jobID, params)
+	}, func(ev sse.Event) (bool, error) {
+		switch ev.Type {
+		case "log":
+			var l LogLine
+			if err := json.Unmarshal([]byte(ev.Data), &l); err != nil {
+				return true, fmt.Errorf("client: a log event: %w", err)
 			}
-			return false, nil
-		})
-		if status != "" || !retryable(ctx, err) {
-			return status, err
+			after = l.Seq
+			return false, fn(l)
+		case "end":
+			var end struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(ev.Data), &end); err != nil {
+				return true, fmt.Errorf("client: the end event: %w", err)
+			}
+			status = end.Status
+			return true, nil
 		}
-		if got || opened(err) {
-			failures = 0
-		}
-		if failures++; failures > maxStreamRetries {
-			return "", fmt.Errorf("client: the log stream of job %s kept dropping: %w", jobID, errOrEOF(err))
-		}
-		if err := sleep(ctx, backoff(failures-1)); err != nil {
-			return "", err
-		}
-	}
+		return false, nil
+	})
+	return status, err
 }
 
 // FollowEvents calls fn with each event params select that the caller
@@ -82,23 +64,36 @@ func (a *API) FollowEvents(ctx context.Context, params *GetEventsParams, fn func
 		p = *params
 	}
 	p.Accept = &accept
+	return a.follow(ctx, "the event stream", func() (*http.Request, error) {
+		return NewGetEventsRequest(a.Server, &p)
+	}, func(ev sse.Event) (bool, error) {
+		var e Event
+		if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
+			return true, fmt.Errorf("client: an event: %w", err)
+		}
+		if seq, err := strconv.ParseInt(ev.LastEventID, 10, 64); err == nil {
+			p.After, p.LastEventID = &seq, &ev.LastEventID
+		}
+		return false, fn(e)
+	})
+}
+
+// follow opens the stream open makes and passes its events to on until
+// on says stop or fails, opening it again (open is called anew, so it
+// resumes where on left it) when it drops: up to maxStreamRetries times
+// in a row without an event or a healthy connection in between, waiting
+// a growing backoff. It returns ctx.Err() when ctx ends.
+func (a *API) follow(ctx context.Context, what string, open func() (*http.Request, error), on func(sse.Event) (stop bool, err error)) error {
 	failures := 0
 	for {
-		req, err := NewGetEventsRequest(a.Server, &p)
+		req, err := open()
 		if err != nil {
 			return err
 		}
 		got := false
 		err = a.stream(req.WithContext(ctx), func(ev sse.Event) (bool, error) {
-			var e Event
-			if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
-				return true, fmt.Errorf("client: an event: %w", err)
-			}
 			got = true
-			if seq, err := strconv.ParseInt(ev.LastEventID, 10, 64); err == nil {
-				p.After, p.LastEventID = &seq, &ev.LastEventID
-			}
-			return false, fn(e)
+			return on(ev)
 		})
 		if !retryable(ctx, err) {
 			return err
@@ -107,7 +102,7 @@ func (a *API) FollowEvents(ctx context.Context, params *GetEventsParams, fn func
 			failures = 0
 		}
 		if failures++; failures > maxStreamRetries {
-			return fmt.Errorf("client: the event stream kept dropping: %w", errOrEOF(err))
+			return fmt.Errorf("client: %s kept dropping: %w", what, errOrEOF(err))
 		}
 		if err := sleep(ctx, backoff(failures-1)); err != nil {
 			return err

@@ -264,15 +264,10 @@ func compareSTAC(name string, ours, theirs *openapi3.T) []mismatch {
 	c := &comparer{doc: name, ours: ours}
 	for _, path := range theirs.Paths.InMatchingOrder() {
 		item := theirs.Paths.Value(path)
-		ourPath, ourItem := c.findPath(path)
 		for _, method := range sortedKeys(item.Operations()) {
 			op := item.Operations()[method]
-			var ourOp *openapi3.Operation
-			if ourItem != nil {
-				ourOp = ourItem.GetOperation(method)
-			}
+			ourPath, ourItem, ourOp := c.findOperation(method, path)
 			if ourOp == nil {
-				c.add(method, path, "operation", "not in our document")
 				continue
 			}
 			c.compareParams(method, path, ourPath, mergeParams(item, op), mergeParams(ourItem, ourOp))
@@ -308,13 +303,8 @@ func compareSTAC(name string, ours, theirs *openapi3.T) []mismatch {
 	if unbound != nil {
 		for _, mp := range itemListOps {
 			method, path := mp[0], mp[1]
-			ourPath, ourItem := c.findPath(path)
-			var ourOp *openapi3.Operation
-			if ourItem != nil {
-				ourOp = ourItem.GetOperation(method)
-			}
+			ourPath, ourItem, ourOp := c.findOperation(method, path)
 			if ourOp == nil {
-				c.add(method, path, "operation", "not in our document")
 				continue
 			}
 			c.compareParams(method, path, ourPath, unbound, mergeParams(ourItem, ourOp))
@@ -322,11 +312,8 @@ func compareSTAC(name string, ours, theirs *openapi3.T) []mismatch {
 	}
 	if theirs.Components != nil && theirs.Paths.Value("/search") == nil {
 		if sb := theirs.Components.Schemas["searchBody"]; sb != nil && sb.Value != nil {
-			_, ourItem := c.findPath("/search")
-			if ourItem == nil || ourItem.Post == nil {
-				c.add("POST", "/search", "operation", "not in our document")
-			} else {
-				c.compareBody("POST", "/search", "application/json", sb.Value, ourItem.Post)
+			if _, _, ourOp := c.findOperation("POST", "/search"); ourOp != nil {
+				c.compareBody("POST", "/search", "application/json", sb.Value, ourOp)
 			}
 		}
 	}
@@ -363,6 +350,21 @@ func (c *comparer) findPath(path string) (string, *openapi3.PathItem) {
 		}
 	}
 	return "", nil
+}
+
+// findOperation returns our operation of method on the path with the
+// same template as theirs, with its path and path item; a missing one is
+// noted as a mismatch and returned nil.
+func (c *comparer) findOperation(method, path string) (string, *openapi3.PathItem, *openapi3.Operation) {
+	ourPath, ourItem := c.findPath(path)
+	var ourOp *openapi3.Operation
+	if ourItem != nil {
+		ourOp = ourItem.GetOperation(method)
+	}
+	if ourOp == nil {
+		c.add(method, path, "operation", "not in our document")
+	}
+	return ourPath, ourItem, ourOp
 }
 
 // mergeParams returns the parameters of an operation, path-level ones

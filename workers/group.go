@@ -17,6 +17,10 @@ type group[In, Out any] struct {
 	// error fails the whole group.
 	do  func(ctx context.Context, in []In) ([]Out, error)
 	max int
+	// alone, when set, says whether an error of a group of several
+	// calls may be the fault of one of them: the calls are then written
+	// each on its own, so that the fault stays that call's.
+	alone func(error) bool
 	// idle is called when the group has nothing left to do (nil: none).
 	idle func()
 
@@ -75,6 +79,13 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 			in[i] = c.in
 		}
 		out, err := g.run(ctx, in)
+		if err != nil && n > 1 && g.alone != nil && g.alone(err) {
+			for _, c := range calls {
+				c.out, c.err = g.runOne(ctx, c.in)
+				close(c.done)
+			}
+			continue
+		}
 		for i, c := range calls {
 			if err != nil {
 				c.err = err
@@ -86,11 +97,22 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 	}
 }
 
+// runOne writes one call as a group of its own.
+func (g *group[In, Out]) runOne(ctx context.Context, in In) (Out, error) {
+	out, err := g.run(ctx, []In{in})
+	if err != nil {
+		var zero Out
+		return zero, err
+	}
+	return out[0], nil
+}
+
 // groups are groups by a key, such as the collection a group of result
 // items goes to. A key's group is forgotten when it is idle.
 type groups[In, Out any] struct {
-	max int
-	do  func(ctx context.Context, key string, in []In) ([]Out, error)
+	max   int
+	do    func(ctx context.Context, key string, in []In) ([]Out, error)
+	alone func(error) bool // as group.alone
 
 	mu sync.Mutex
 	by map[string]*group[In, Out]
@@ -104,7 +126,7 @@ func (g *groups[In, Out]) call(ctx context.Context, key string, in In) (Out, err
 	gr, ok := g.by[key]
 	if !ok {
 		gr = newGroup(g.max, func(ctx context.Context, in []In) ([]Out, error) { return g.do(ctx, key, in) })
-		gr.idle = func() { g.forget(key, gr) }
+		gr.alone, gr.idle = g.alone, func() { g.forget(key, gr) }
 		g.by[key] = gr
 	}
 	g.mu.Unlock()

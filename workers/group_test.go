@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +138,55 @@ func TestGroupPanic(t *testing.T) {
 	}
 	if out, err := g.call(t.Context(), 1); err != nil || out != 1 {
 		t.Fatalf("the next group: %d, %v", out, err)
+	}
+}
+
+// TestGroupAlone: a group that fails with an error that may be one
+// call's is written again call by call, each getting its own result.
+func TestGroupAlone(t *testing.T) {
+	bad := errors.New("bad input")
+	release := make(chan struct{})
+	var groupsRun []int
+	var mu sync.Mutex
+	g := newGroup(8, func(_ context.Context, in []int) ([]int, error) {
+		mu.Lock()
+		groupsRun = append(groupsRun, len(in))
+		mu.Unlock()
+		if in[0] == -1 {
+			<-release
+		}
+		for _, x := range in {
+			if x == 13 {
+				return nil, bad
+			}
+		}
+		return in, nil
+	})
+	g.alone = func(err error) bool { return errors.Is(err, bad) }
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = g.call(t.Context(), -1) }()
+	testdb.WaitFor(t, 10*time.Second, "the first group to start", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(groupsRun) == 1
+	})
+	results := make([]error, 3)
+	for i, x := range []int{1, 13, 2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, results[i] = g.call(t.Context(), x) }()
+	}
+	testdb.WaitFor(t, 10*time.Second, "three calls waiting", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.waiting) == 3
+	})
+	close(release)
+	wg.Wait()
+	if results[0] != nil || !errors.Is(results[1], bad) || results[2] != nil {
+		t.Fatalf("results %v: only the call of 13 fails", results)
+	}
+	if want := []int{1, 3, 1, 1, 1}; !slices.Equal(groupsRun, want) {
+		t.Fatalf("groups written %v, want %v", groupsRun, want)
 	}
 }

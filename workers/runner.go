@@ -61,7 +61,7 @@ type Runner struct {
 	groupOnce sync.Once
 	claims    *group[jobs.Claim, jobs.Changed]
 	ends      *group[jobs.End, jobs.Changed]
-	results   *groups[[]byte, error]
+	results   *groups[[]byte, struct{}]
 }
 
 // DefaultGroup is the default of Runner.Group.
@@ -81,24 +81,13 @@ func (r *Runner) grouped() {
 			})
 		})
 		r.ends = newGroup(n, func(ctx context.Context, in []jobs.End) ([]jobs.Changed, error) {
-			out, err := r.Jobs.FinishJobs(ctx, in, r.now())
-			if err == nil || len(in) == 1 || catalog.ErrorCode(err) == catalog.EUNAVAILABLE {
-				return out, err
-			}
-			// One end the store refused as a whole (a message it cannot
-			// hold) is that job's fault only: each on its own.
-			out = make([]jobs.Changed, len(in))
-			for i, e := range in {
-				c, err := r.Jobs.FinishJobs(ctx, []jobs.End{e}, r.now())
-				if err != nil {
-					out[i].Err = err
-					continue
-				}
-				out[i] = c[0]
-			}
-			return out, nil
+			return r.Jobs.FinishJobs(ctx, in, r.now())
 		})
-		r.results = &groups[[]byte, error]{max: n, do: r.createResults}
+		// An end the store refused as a whole (a message it cannot hold)
+		// is that job's fault only; an unavailable store is everyone's.
+		r.ends.alone = func(err error) bool { return catalog.ErrorCode(err) != catalog.EUNAVAILABLE }
+		// One result item's fault (a taken id) fails CreateItems for all.
+		r.results = &groups[[]byte, struct{}]{max: n, do: r.createResults, alone: func(error) bool { return true }}
 	})
 }
 
@@ -113,34 +102,21 @@ func (r *Runner) claim(ctx context.Context, id string, attempt int) (*jobs.Job, 
 	return c.Job, c.Err
 }
 
-// createResults creates result items in one collection, at once when
-// they all can be: otherwise each on its own, so that one item's fault
-// is its job's only.
-func (r *Runner) createResults(ctx context.Context, coll string, raws [][]byte) ([]error, error) {
-	opts := catalog.CreateOptions{MaySetOwner: true, MayPublish: true}
-	out := make([]error, len(raws))
-	_, err := r.Catalog.CreateItems(ctx, coll, raws, opts)
-	if err == nil || len(raws) == 1 {
-		for i := range out {
-			out[i] = err
-		}
-		return out, nil
+// createResults creates result items in one collection at once.
+func (r *Runner) createResults(ctx context.Context, coll string, raws [][]byte) ([]struct{}, error) {
+	_, err := r.Catalog.CreateItems(ctx, coll, raws, catalog.CreateOptions{MaySetOwner: true, MayPublish: true})
+	if err != nil {
+		return nil, err
 	}
-	for i, raw := range raws {
-		_, out[i] = r.Catalog.CreateItems(ctx, coll, [][]byte{raw}, opts)
-	}
-	return out, nil
+	return make([]struct{}, len(raws)), nil
 }
 
 // createResult creates a result item, with the others of its
 // collection being created now.
 func (r *Runner) createResult(ctx context.Context, coll string, raw []byte) error {
 	r.grouped()
-	out, err := r.results.call(ctx, coll, raw)
-	if err != nil {
-		return err
-	}
-	return out
+	_, err := r.results.call(ctx, coll, raw)
+	return err
 }
 
 func (r *Runner) now() time.Time {

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
@@ -168,6 +170,12 @@ func (c *cli) api() (*client.API, error) {
 	if url == "" {
 		return nil, usageError{errors.New("no server: run twinstac login --url URL --token TOKEN, or set TWINSTAC_URL")}
 	}
+	return connect(url, token)
+}
+
+// connect makes the client of the server at url, with token when not
+// empty.
+func connect(url, token string) (*client.API, error) {
 	opts := []client.Option{client.UserAgent("twinstac-cli")}
 	if token != "" {
 		opts = append(opts, client.Token(token))
@@ -253,10 +261,10 @@ func (c *cli) showList(docs []json.RawMessage, single bool, table func(w io.Writ
 // reached).
 func call[R any](r R, err error) (R, error) {
 	r, err = client.Check(r, err)
-	if err != nil && client.StatusOf(err) == 0 {
-		return r, connError{err}
+	if err != nil {
+		return r, connOr(err)
 	}
-	return r, err
+	return r, nil
 }
 
 // orDash is s, or - when empty.
@@ -293,13 +301,9 @@ command, override what is stored.`,
 			}
 			// Only what is given here: no stored or environment token
 			// goes to the server being signed in to.
-			opts := []client.Option{client.UserAgent("twinstac-cli")}
-			if token != "" {
-				opts = append(opts, client.Token(token))
-			}
-			api, err := client.New(url, opts...)
+			api, err := connect(url, token)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			who, err := call(api.WhoamiWithResponse(cmd.Context()))
 			if err != nil {
@@ -336,11 +340,7 @@ func newWhoami(c *cli) *cobra.Command {
 		Short:   "Show who the server takes you for",
 		Example: "  twinstac whoami -o json",
 		Args:    args(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
 			r, err := call(api.WhoamiWithResponse(cmd.Context()))
 			if err != nil {
 				return err
@@ -348,7 +348,7 @@ func newWhoami(c *cli) *cobra.Command {
 			return c.show(r.Body, func(w io.Writer) {
 				fmt.Fprintf(w, "%s\n", describeWho(r.JSON200))
 			})
-		},
+		}),
 	}
 }
 
@@ -359,4 +359,24 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// withAPI makes the RunE of a command that talks to the server: fn gets
+// the connection.
+func (c *cli) withAPI(fn func(cmd *cobra.Command, args []string, api *client.API) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		api, err := c.api()
+		if err != nil {
+			return err
+		}
+		return fn(cmd, args, api)
+	}
+}
+
+// bar is a progress bar of max steps (-1: unknown) on the error output,
+// redrawn at most ten times a second; opts add to or override these.
+func (c *cli) bar(max int64, opts ...progressbar.Option) *progressbar.ProgressBar {
+	base := []progressbar.Option{progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionUseANSICodes(false), progressbar.OptionThrottle(100 * time.Millisecond)}
+	return progressbar.NewOptions64(max, append(base, opts...)...)
 }

@@ -38,15 +38,11 @@ error output, and a summary table ends it. The exit status is 1 when a
 job of the batch failed or was dismissed.`,
 		Example: "  twinstac batch submit sweep.yaml\n  twinstac batch submit sweep.yaml --no-wait -o json",
 		Args:    args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			if poll <= 0 {
 				return usageError{fmt.Errorf("--poll %s: give a positive interval", poll)}
 			}
 			body, err := readDoc(cmd.InOrStdin(), a[0])
-			if err != nil {
-				return err
-			}
-			api, err := c.api()
 			if err != nil {
 				return err
 			}
@@ -60,36 +56,28 @@ job of the batch failed or was dismissed.`,
 			}
 			fmt.Fprintf(c.stderr, "batch %s: %d jobs of %s\n", b.Id, b.Total, b.Process)
 			return c.followBatch(cmd.Context(), api, b, poll)
-		},
+		}),
 	}
 	submit.Flags().BoolVar(&noWait, "no-wait", false, "return once the batch is accepted")
 	submit.Flags().DurationVar(&poll, "poll", 500*time.Millisecond, "how often the progress is read")
 	cmd.AddCommand(submit, &cobra.Command{
 		Use: "status BATCH", Short: "Show a batch and its counts", Example: "  twinstac batch status 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetBatchWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
 			}
 			return c.show(r.Body, func(w io.Writer) { batchRows(w, r.JSON200) })
-		},
+		}),
 	}, &cobra.Command{
 		Use: "dismiss BATCH", Short: "Dismiss a batch: its queued jobs never start, its running ones are stopped", Example: "  twinstac batch dismiss 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.DismissBatchWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
 			}
 			return c.show(r.Body, func(w io.Writer) { batchRows(w, r.JSON200) })
-		},
+		}),
 	})
 	return cmd
 }
@@ -111,16 +99,12 @@ func (c *cli) followBatch(ctx context.Context, api *client.API, b *client.BatchI
 	if f, ok := c.stderr.(*os.File); ok {
 		terminal = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 	}
-	bar := progressbar.NewOptions64(b.Total,
-		progressbar.OptionSetWriter(c.stderr),
+	bar := c.bar(b.Total,
 		progressbar.OptionSetDescription("starting"),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("jobs"),
-		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionUseANSICodes(terminal),
 		progressbar.OptionSetRenderBlankState(true),
 	)

@@ -74,11 +74,7 @@ func newCollections(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "collections", Short: "List, show, create and delete collections"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List the collections you may read", Example: "  twinstac collections list -o ndjson", Args: args(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
 			docs, list, err := collect(api.Collections(cmd.Context(), nil), 0)
 			if err != nil {
 				return err
@@ -89,14 +85,10 @@ func newCollections(c *cli) *cobra.Command {
 					rows(w, []string{x.Id, orDash(x.Title), clip(x.Description, 60)})
 				}
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use: "get COLLECTION", Short: "Show a collection", Example: "  twinstac collections get twins -o yaml", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetCollectionWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
@@ -105,16 +97,12 @@ func newCollections(c *cli) *cobra.Command {
 				rows(w, []string{"ID", r.JSON200.Id}, []string{"TITLE", orDash(r.JSON200.Title)}, []string{"DESCRIPTION", r.JSON200.Description},
 					[]string{"LICENSE", r.JSON200.License})
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use: "create FILE", Short: "Create a collection from a JSON or YAML document (- reads standard input)",
 		Example: "  twinstac collections create twins.yaml", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			body, err := readDoc(cmd.InOrStdin(), a[0])
-			if err != nil {
-				return err
-			}
-			api, err := c.api()
 			if err != nil {
 				return err
 			}
@@ -123,20 +111,16 @@ func newCollections(c *cli) *cobra.Command {
 				return err
 			}
 			return c.show(r.Body, func(w io.Writer) { fmt.Fprintf(w, "created collection %s\n", r.JSON201.Id) })
-		},
+		}),
 	}, &cobra.Command{
 		Use: "delete COLLECTION", Short: "Delete a collection and its items", Example: "  twinstac collections delete scratch", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			if _, err := call(api.DeleteCollectionWithResponse(cmd.Context(), a[0], nil)); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stderr, "deleted collection %s\n", a[0])
 			return nil
-		},
+		}),
 	})
 	return cmd
 }
@@ -185,11 +169,7 @@ func newItems(c *cli) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list COLLECTION", Short: "List a collection's items, newest first",
 		Example: "  twinstac items list twins --limit 20\n  twinstac items list twins --all -o ndjson", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			page := int64(limit)
 			max := limit
 			if all {
@@ -200,7 +180,7 @@ func newItems(c *cli) *cobra.Command {
 				return err
 			}
 			return c.showList(docs, false, func(w io.Writer) { itemRows(w, items) })
-		},
+		}),
 	}
 	list.Flags().IntVar(&limit, "limit", 10, "items per page, and how many to show without --all")
 	list.Flags().BoolVar(&all, "all", false, "follow the pages to the last")
@@ -209,11 +189,7 @@ func newItems(c *cli) *cobra.Command {
 		m := &cobra.Command{
 			Use: verb + " COLLECTION ITEM", Short: strings.ToUpper(verb[:1]) + verb[1:] + " an item (its state becomes " + state + ")",
 			Example: example, Args: args(2),
-			RunE: func(cmd *cobra.Command, a []string) error {
-				api, err := c.api()
-				if err != nil {
-					return err
-				}
+			RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 				req := client.LifecycleRequest{State: client.LifecycleRequestState(state)}
 				if reason != "" {
 					req.Reason = &reason
@@ -223,18 +199,14 @@ func newItems(c *cli) *cobra.Command {
 					return err
 				}
 				return c.show(r.Body, func(w io.Writer) { fmt.Fprintf(w, "%s/%s is %s\n", a[0], a[1], state) })
-			},
+			}),
 		}
 		m.Flags().StringVar(&reason, "reason", "", "why, kept with the item")
 		return m
 	}
 	cmd.AddCommand(list, &cobra.Command{
 		Use: "get COLLECTION ITEM", Short: "Show an item", Example: "  twinstac items get twins water-tank -o json", Args: args(2),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetItemWithResponse(cmd.Context(), a[0], a[1]))
 			if err != nil {
 				return err
@@ -244,16 +216,12 @@ func newItems(c *cli) *cobra.Command {
 				_ = json.Unmarshal(r.Body, &it)
 				itemRows(w, []client.ItemProjection{it})
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use: "create COLLECTION FILE", Short: "Create an item (a draft) from a JSON or YAML document (- reads standard input)",
 		Example: "  twinstac items create twins tank.json", Args: args(2),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			body, err := readDoc(cmd.InOrStdin(), a[1])
-			if err != nil {
-				return err
-			}
-			api, err := c.api()
 			if err != nil {
 				return err
 			}
@@ -266,24 +234,20 @@ func newItems(c *cli) *cobra.Command {
 				_ = json.Unmarshal(r.Body, &it)
 				fmt.Fprintf(w, "created %s/%s\n", a[0], it.Id)
 			})
-		},
+		}),
 	},
 		move("publish", "published", "  twinstac items publish twins water-tank"),
 		move("deprecate", "deprecated", "  twinstac items deprecate twins water-tank --reason 'superseded'"),
 		move("archive", "archived", "  twinstac items archive twins water-tank"),
 		&cobra.Command{
 			Use: "delete COLLECTION ITEM", Short: "Delete an item (a tombstone stays)", Example: "  twinstac items delete twins old-tank", Args: args(2),
-			RunE: func(cmd *cobra.Command, a []string) error {
-				api, err := c.api()
-				if err != nil {
-					return err
-				}
+			RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 				if _, err := call(api.DeleteItemWithResponse(cmd.Context(), a[0], a[1], nil)); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stderr, "deleted %s/%s\n", a[0], a[1])
 				return nil
-			},
+			}),
 		})
 	return cmd
 }
@@ -362,12 +326,8 @@ func newSearch(c *cli) *cobra.Command {
   twinstac search --bbox 5,45,15,55 --datetime 2026-01-01T00:00:00Z/.. --sortby -datetime --limit 50
   twinstac search --collections models-tank-results --filter '"dt:input:inflow" > 0.4' --all -o ndjson`,
 		Args: args(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
 			body, err := f.body()
-			if err != nil {
-				return err
-			}
-			api, err := c.api()
 			if err != nil {
 				return err
 			}
@@ -380,7 +340,7 @@ func newSearch(c *cli) *cobra.Command {
 				return err
 			}
 			return c.showList(docs, false, func(w io.Writer) { itemRows(w, items) })
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.collections, "collections", nil, "search these collections only (comma-separated)")

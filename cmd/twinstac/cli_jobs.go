@@ -19,11 +19,7 @@ func newProcesses(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "processes", Short: "List and describe the twins you may run (OGC API – Processes)"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List the published twins you may run", Example: "  twinstac processes list", Args: args(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
 			r, err := call(api.GetProcessesWithResponse(cmd.Context(), nil))
 			if err != nil {
 				return err
@@ -39,14 +35,10 @@ func newProcesses(c *cli) *cobra.Command {
 					rows(w, []string{p.Id, orDash(p.Title), strings.Join(p.JobControlOptions, ",")})
 				}
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use: "describe PROCESS", Short: "Describe a twin's inputs and outputs", Example: "  twinstac processes describe twins:water-tank", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetProcessDescriptionWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
@@ -66,7 +58,7 @@ func newProcesses(c *cli) *cobra.Command {
 					rows(w, []string{k, fmt.Sprint(in.MinOccurs > 0), clip(string(schema), 50), clip(orDash(in.Description), 50)})
 				}
 			})
-		},
+		}),
 	})
 	return cmd
 }
@@ -115,12 +107,8 @@ Every error is listed with where it is; the exit status is 2 when the
 inputs are not valid.`,
 		Example: "  twinstac validate twins:water-tank config.yaml",
 		Args:    args(2),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			inputs, err := readInputs(cmd.InOrStdin(), a[1])
-			if err != nil {
-				return err
-			}
-			api, err := c.api()
 			if err != nil {
 				return err
 			}
@@ -145,7 +133,7 @@ inputs are not valid.`,
 				return usageError{fmt.Errorf("the inputs are not valid for %s (%d errors)", a[0], len(v.Errors))}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -167,7 +155,7 @@ the job failed or was dismissed.`,
 		Example: `  twinstac run twins:water-tank --input inflow=0.4 --input steps=50 --follow
   twinstac run twins:water-tank -f config.yaml --wait -o json`,
 		Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			inputs := map[string]any{}
 			if file != "" {
 				var err error
@@ -176,10 +164,6 @@ the job failed or was dismissed.`,
 				}
 			}
 			if err := setInputs(inputs, pairs); err != nil {
-				return err
-			}
-			api, err := c.api()
-			if err != nil {
 				return err
 			}
 			body := client.ExecuteBody{Inputs: &inputs}
@@ -204,7 +188,7 @@ the job failed or was dismissed.`,
 			}
 			fmt.Fprintf(c.stderr, "job %s accepted\n", job)
 			return c.awaitJob(cmd.Context(), api, job, follow)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&pairs, "input", nil, "an input as name=value (repeatable; JSON values such as 3, true or [1,2] are taken as such)")
@@ -280,11 +264,7 @@ func newJobs(c *cli) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List the jobs you may see, newest first",
 		Example: "  twinstac jobs list --status running,accepted\n  twinstac jobs list --process twins:water-tank --all -o ndjson", Args: args(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
 			page := int64(limit)
 			p := &client.GetJobsParams{Limit: &page}
 			if len(processes) > 0 {
@@ -306,7 +286,7 @@ func newJobs(c *cli) *cobra.Command {
 				return err
 			}
 			return c.showList(docs, false, func(w io.Writer) { jobRows(w, jobs) })
-		},
+		}),
 	}
 	list.Flags().StringSliceVar(&statuses, "status", nil, "accepted, running, successful, failed or dismissed (comma-separated)")
 	list.Flags().StringSliceVar(&processes, "process", nil, "jobs of these processes only")
@@ -315,11 +295,7 @@ func newJobs(c *cli) *cobra.Command {
 	logs := &cobra.Command{
 		Use: "logs JOB", Short: "Show a job's log (-f: follow it live until the job ends)",
 		Example: "  twinstac jobs logs 01a2… -f", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			if follow {
 				_, err := api.FollowLog(cmd.Context(), a[0], 0, func(l client.LogLine) error {
 					_, err := fmt.Fprintln(c.stdout, logLine(l))
@@ -341,29 +317,21 @@ func newJobs(c *cli) *cobra.Command {
 				}
 				after = r.JSON200.Next
 			}
-		},
+		}),
 	}
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the job ends")
 	cmd.AddCommand(list, logs, &cobra.Command{
 		Use: "status JOB", Short: "Show a job", Example: "  twinstac jobs status 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetStatusWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
 			}
 			return c.show(r.Body, func(w io.Writer) { jobRows(w, []client.StatusInfo{*r.JSON200}) })
-		},
+		}),
 	}, &cobra.Command{
 		Use: "results JOB", Short: "Show what a successful job made (links to its result items)", Example: "  twinstac jobs results 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.GetResultWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
@@ -379,27 +347,19 @@ func newJobs(c *cli) *cobra.Command {
 					rows(w, []string{k, (*r.JSON200)[k].Href})
 				}
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use: "dismiss JOB", Short: "Dismiss a job: a queued one never starts, a running one is stopped", Example: "  twinstac jobs dismiss 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.DismissWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
 			}
 			return c.show(r.Body, func(w io.Writer) { fmt.Fprintf(w, "job %s: dismissal asked\n", a[0]) })
-		},
+		}),
 	}, &cobra.Command{
 		Use: "save JOB", Short: "Save a running or finished job's state as a snapshot item", Example: "  twinstac jobs save 01a2…", Args: args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			r, err := call(api.SaveJobWithResponse(cmd.Context(), a[0]))
 			if err != nil {
 				return err
@@ -409,7 +369,7 @@ func newJobs(c *cli) *cobra.Command {
 				_ = json.NewDecoder(bytes.NewReader(r.Body)).Decode(&s)
 				fmt.Fprintf(w, "snapshot %s is being made (%s)\n", s.Snapshot, s.Status)
 			})
-		},
+		}),
 	})
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"mime"
 	"net/url"
 	"os"
@@ -257,17 +258,13 @@ unchanged items alone; a published item that changed is left as it is
 the items it made or changed. A progress bar and a summary follow.`,
 		Example: "  twinstac import ~/dtaas/files/user1 --publish\n  twinstac import ./library --collection digital_twins=twins --collection models=my-models",
 		Args:    args(1),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			items, err := scanLibrary(a[0], over)
 			if err != nil {
 				return usageError{err}
 			}
 			if len(items) == 0 {
 				return usageError{fmt.Errorf("%s holds no digital_twins, models, tools, data or functions folder with files", a[0])}
-			}
-			api, err := c.api()
-			if err != nil {
-				return err
 			}
 			ctx := cmd.Context()
 			counts := map[string]*importCounts{}
@@ -283,9 +280,7 @@ the items it made or changed. A progress bar and a summary follow.`,
 					return err
 				}
 			}
-			bar := progressbar.NewOptions(len(items), progressbar.OptionSetWriter(c.stderr), progressbar.OptionShowCount(),
-				progressbar.OptionSetItsString("items"), progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(true),
-				progressbar.OptionUseANSICodes(false), progressbar.OptionThrottle(100*time.Millisecond))
+			bar := c.bar(int64(len(items)), progressbar.OptionShowCount(), progressbar.OptionSetItsString("items"))
 			start := time.Now()
 			for _, it := range items {
 				bar.Describe(it.collection + "/" + it.id)
@@ -313,7 +308,7 @@ the items it made or changed. A progress bar and a summary follow.`,
 						fmt.Sprint(n.files), fmt.Sprint(n.bytes)})
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringToStringVar(&over, "collection", nil, "the collection of a library folder, as folder=collection (repeatable; common/models=… for common/)")
 	cmd.Flags().BoolVar(&publish, "publish", false, "publish the items made or changed")
@@ -441,13 +436,8 @@ func importItem(ctx context.Context, api *client.API, it *libItem, publish bool,
 }
 
 func mergeProps(a, b map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
+	out := maps.Clone(a)
+	maps.Copy(out, b)
 	return out
 }
 
@@ -479,11 +469,7 @@ dt:path), or, for other items, as <kind folder>/<item>/<asset>.
 Lifecycle scripts are written executable.`,
 		Example: "  twinstac export digital-twins ./library",
 		Args:    args(2),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			ctx := cmd.Context()
 			files, items := 0, 0
 			var size int64
@@ -499,7 +485,7 @@ Lifecycle scripts are written executable.`,
 			}
 			fmt.Fprintf(c.stderr, "exported %d items, %d files (%d bytes) of %s into %s\n", items, files, size, a[0], a[1])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -625,7 +611,7 @@ file:checksum are recorded), with a progress bar for large files. The
 media type comes from --type, or the file's extension.`,
 		Example: "  twinstac assets upload models tank mesh mesh.stl --type model/stl",
 		Args:    args(4),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			fh, err := os.Open(a[3])
 			if err != nil {
 				return usageError{err}
@@ -635,19 +621,13 @@ media type comes from --type, or the file's extension.`,
 			if err != nil {
 				return err
 			}
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
 			t := typ
 			if t == "" {
 				if t = mime.TypeByExtension(filepath.Ext(a[3])); t == "" {
 					t = "application/octet-stream"
 				}
 			}
-			bar := progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(c.stderr), progressbar.OptionShowBytes(true),
-				progressbar.OptionSetDescription(a[2]), progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(true),
-				progressbar.OptionUseANSICodes(false), progressbar.OptionThrottle(100*time.Millisecond))
+			bar := c.bar(fi.Size(), progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(a[2]))
 			size := fi.Size()
 			body := io.TeeReader(fh, bar)
 			r, err := call(api.PutAssetWithBodyWithResponse(cmd.Context(), a[0], a[1], a[2], &client.PutAssetParams{ContentLength: &size}, t, body))
@@ -659,7 +639,7 @@ media type comes from --type, or the file's extension.`,
 			return c.show(r.Body, func(w io.Writer) {
 				fmt.Fprintf(w, "uploaded %s as %s/%s asset %s (%d bytes)\n", a[3], a[0], a[1], a[2], size)
 			})
-		},
+		}),
 	}
 	upload.Flags().StringVar(&typ, "type", "", "the media type (default: from the file's extension)")
 	download := &cobra.Command{
@@ -667,18 +647,12 @@ media type comes from --type, or the file's extension.`,
 		Short:   "Download an asset's file (--to FILE, - for standard output; default: the key in the current folder)",
 		Example: "  twinstac assets download models-tank-results 01a2… level.csv --to level.csv",
 		Args:    args(3),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			api, err := c.api()
-			if err != nil {
-				return err
-			}
+		RunE: c.withAPI(func(cmd *cobra.Command, a []string, api *client.API) error {
 			dest := to
 			if dest == "" {
 				dest = a[2]
 			}
-			bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(c.stderr), progressbar.OptionShowBytes(true),
-				progressbar.OptionSetDescription(a[2]), progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(true),
-				progressbar.OptionUseANSICodes(false), progressbar.OptionThrottle(100*time.Millisecond))
+			bar := c.bar(-1, progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(a[2]))
 			n, err := download(cmd.Context(), api, a[0], a[1], a[2], dest, 0o644, bar)
 			_ = bar.Finish()
 			fmt.Fprintln(c.stderr)
@@ -687,7 +661,7 @@ media type comes from --type, or the file's extension.`,
 			}
 			fmt.Fprintf(c.stderr, "downloaded %d bytes to %s\n", n, dest)
 			return nil
-		},
+		}),
 	}
 	download.Flags().StringVar(&to, "to", "", "where to write the file (- for standard output)")
 	cmd.AddCommand(upload, download)
