@@ -19,7 +19,11 @@ var _ search.Aggregator = (*Store)(nil)
 // matches instead and aggregates them in Go.
 // Codes: EINVALID, EUNAVAILABLE.
 func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.AggSpec) ([]search.AggResult, error) {
-	ss, err := compileSearch(q)
+	owned, err := s.ownedCollections(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := compileSearch(q, owned)
 	if err != nil {
 		return nil, err
 	}

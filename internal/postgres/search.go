@@ -61,8 +61,6 @@ type searchSQL struct {
 	// serves. Statements that read every match test the range instead.
 	timeConds []string
 	rangeCond string
-	// geomConds are the conditions of where that test geometries.
-	geomConds []string
 }
 
 // everyMatch returns the search as statements that read every match
@@ -94,7 +92,9 @@ func (ss *searchSQL) allWhere() (string, []any) {
 }
 
 // compileSearch compiles everything of a prepared query but its cursors.
-func compileSearch(q *search.Query) (*searchSQL, error) {
+// owned are the collections in which the caller owns items of its own
+// (ownedCollections).
+func compileSearch(q *search.Query, owned []string) (*searchSQL, error) {
 	s := &searchSQL{args: &sqlArgs{}, q: q}
 	c := compiler{args: s.args}
 	states := make([]string, len(q.States))
@@ -131,7 +131,7 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 		s.rangeCond = "tstzrange(start_dt, end_dt, '[]') && tstzrange(" + lo + "::timestamptz, " + hi + "::timestamptz, '[]')"
 	}
 	if a := q.Access; a != nil {
-		s.arms = accessArms(s.args, a, q.Collections)
+		s.arms = accessArms(s.args, a, q.Collections, owned)
 	}
 	if len(q.Q) > 0 {
 		s.where = append(s.where, textSQL(s.args, "content->'properties'", q.Q))
@@ -143,7 +143,6 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 			return nil, catalog.Invalid("intersects", "the geometry cannot be searched: %v", err)
 		}
 		s.where = append(s.where, sql)
-		s.geomConds = append(s.geomConds, sql)
 	}
 	pushed, residual := search.Split(q.Filter, pushable)
 	var err error
@@ -154,9 +153,6 @@ func compileSearch(q *search.Query) (*searchSQL, error) {
 			return nil, err
 		}
 		s.where = append(s.where, sql)
-		if usesSpatial(pushed) {
-			s.geomConds = append(s.geomConds, sql)
-		}
 	}
 	if residual != nil {
 		if s.residual, err = cql2.NewFilter(residual); err != nil {
@@ -196,8 +192,9 @@ func usesSpatial(e cql2.Expr) bool {
 // duplicates.
 //
 // Arms of collections the query does not ask for (when it names some)
-// are left out.
-func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
+// are left out, and so is the arm of owned items outside the collections
+// where the caller owns items (owned).
+func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessArm {
 	var (
 		arms    []accessArm
 		covered []string
@@ -221,8 +218,8 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
 	}
 	// Shared items carry the policies that share them in readers
-	// (migration 0012): one scan of items_readers_idx finds them. The
-	// arm reads only the partitions of collections the shares name, the
+	// (migration 0012), and their copies in shared_items (migration 0020)
+	// too: the arm reads those of the collections the shares name, the
 	// query asks for and no arm above covers (a share lists non-drafts
 	// only).
 	var shared []string
@@ -243,11 +240,13 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 		slices.Sort(shared)
 		c := "(readers && " + args.add(a.SharePolicies()) + "::text[] AND state <> 'draft' AND collection = ANY(" +
 			args.add(shared) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c, fenced: true}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c, shared: true}), append(covered, c)
 	}
-	if a.Owner != "" {
-		// items_owner_idx serves this arm.
-		c := "(content #>> ARRAY['properties', 'dt:owner'] = " + args.add(a.Owner) + "::text)"
+	if owned = within(owned); a.Owner != "" && len(owned) > 0 {
+		// items_owner_idx serves this arm, over the partitions of owned
+		// only.
+		c := "(collection = ANY(" + args.add(owned) + "::text[]) AND content #>> ARRAY['properties', 'dt:owner'] = " +
+			args.add(a.Owner) + "::text)"
 		arms = append(arms, accessArm{cond: notAny(c, covered)})
 	}
 	if len(arms) == 0 {
@@ -256,34 +255,21 @@ func accessArms(args *sqlArgs, a *search.Access, only []string) []accessArm {
 	return arms
 }
 
-// accessArm is one way an item may be readable. A fenced arm (shares)
-// finds its few items by their own index and then tests them against the
-// query: the planner, left to choose, walked an order or geometry index
-// of a whole partition to find the few shared items in it.
+// accessArm is one way an item may be readable. The shared arm reads the
+// copies of the items shared one by one (see armSource).
 type accessArm struct {
 	cond   string
-	fenced bool
+	shared bool
 }
 
 // armSource returns the FROM source and WHERE clause that read one arm's
-// matches (the zero arm: every match).
+// matches (the zero arm: every match). The arm of shared items reads the
+// copies in shared_items (migration 0020): a small table whose planning
+// and reading cost little, where the partitions of their collections
+// would bring every index of theirs to the planner.
 func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
-	if a.fenced {
-		// The query's conditions go inside the fence, so that PostgreSQL
-		// may read the shared items of a selective filter through the
-		// filter's index; the geometry tests stay
-		// outside: PostGIS underestimates their matches, and with them
-		// inside the planner walked the GiST index of the partition.
-		var in, out []string
-		for _, w := range append(ss.where, extra...) {
-			if slices.Contains(ss.geomConds, w) {
-				out = append(out, w)
-			} else {
-				in = append(in, w)
-			}
-		}
-		return "(SELECT * FROM items WHERE " + strings.Join(append(in, a.cond), " AND ") + " OFFSET 0) AS items",
-			strings.Join(append([]string{"true"}, out...), " AND ")
+	if a.shared {
+		return "shared_items AS items", ss.withArm(a.cond, extra...)
 	}
 	return "items", ss.withArm(a.cond, extra...)
 }
@@ -460,7 +446,11 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 	if q.After != nil && q.Before != nil {
 		return nil, catalog.Errorf(catalog.EINVALID, "a page has either an after or a before cursor, not both")
 	}
-	ss, err := compileSearch(q)
+	owned, err := s.ownedCollections(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := compileSearch(q, owned)
 	if err != nil {
 		return nil, err
 	}
@@ -528,6 +518,25 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 		return nil, ctx.Err()
 	}
 	return page, nil
+}
+
+// ownedCollections returns the collections in which the caller of a
+// search owns items of its own (item_owners, migration 0019), nil for a
+// search without read rules or by an anonymous caller. The arm of owned
+// items reads only their partitions.
+func (s *Store) ownedCollections(ctx context.Context, q *search.Query) ([]string, error) {
+	if q.Access == nil || q.Access.Owner == "" {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT collection FROM item_owners WHERE owner = $1`, q.Access.Owner)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	owned, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, dbError(err)
+	}
+	return owned, nil
 }
 
 // noCancel keeps a search's statements from being cancelled when the
@@ -832,7 +841,11 @@ func searchError(err error) error {
 // when analyze is set), for benchmarks and for checking that indexes are
 // used.
 func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze, count bool) (string, error) {
-	ss, err := compileSearch(q)
+	owned, err := s.ownedCollections(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	ss, err := compileSearch(q, owned)
 	if err != nil {
 		return "", err
 	}

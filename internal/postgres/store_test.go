@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -758,5 +759,58 @@ func TestItemDatetimeMigration(t *testing.T) {
 	}
 	if n := count(t, s, `SELECT count(*) FROM items WHERE id = 'b' AND jsonb_typeof(content->'properties'->'datetime') = 'string'`); n != 1 {
 		t.Fatal("the item with a datetime changed")
+	}
+}
+
+// item_owners (migration 0019) gets the owner of every item that names
+// one, from the trigger and from the migration's backfill alike, and
+// loses the collections that are deleted.
+func TestItemOwners(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	insertCollection(t, s, "c")
+	insertCollection(t, s, "d")
+	owned := func(coll, id, owner string) *catalog.Item {
+		return storetest.Sealed(t, coll, fmt.Sprintf(`{"type":"Feature","id":%q,"geometry":null,
+			"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":%q}}`, id, owner), catalog.StatePublished)
+	}
+	list := []*catalog.Item{owned("c", "a", "ana"), owned("c", "b", "bob"), owned("c", "a2", "ana"),
+		storetest.NewItem(t, "c", "none", t0, "null", catalog.StatePublished)}
+	if _, err := s.BulkLoad(t.Context(), "c", catalog.BulkInsert, items(list)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), owned("d", "x", "bob")) }); err != nil {
+		t.Fatal(err)
+	}
+	pairs := func() string {
+		var out string
+		if err := s.Pool().QueryRow(t.Context(), `SELECT coalesce(string_agg(owner || '@' || collection, ' ' ORDER BY owner, collection), '') FROM item_owners`).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	const want = "ana@c bob@c bob@d"
+	if got := pairs(); got != want {
+		t.Fatalf("item_owners after the writes = %q, want %q", got, want)
+	}
+	raw, err := os.ReadFile("migrations/0019_item_owners.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backfill := string(raw[strings.LastIndex(string(raw), "INSERT INTO item_owners"):])
+	if _, err := s.Pool().Exec(t.Context(), `DELETE FROM item_owners`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(t.Context(), backfill); err != nil {
+		t.Fatal(err)
+	}
+	if got := pairs(); got != want {
+		t.Fatalf("item_owners after the backfill = %q, want %q", got, want)
+	}
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.DeleteCollection(t.Context(), "d") }); err != nil {
+		t.Fatal(err)
+	}
+	if got := pairs(); got != "ana@c bob@c" {
+		t.Fatalf("item_owners after deleting d = %q", got)
 	}
 }

@@ -802,6 +802,83 @@ func testSearchAccess(t *testing.T, s SearchStore) {
 			walkPages(t, s, q, ids(want.Items))
 		}
 	}
+	// Items that come to be carol's later: one given to her by an
+	// update, of a collection where she owned nothing, and one created
+	// hers in a new collection by a group insert. Her owned items are
+	// found wherever they are, however they were written.
+	given, err := catalog.ParseItem(items[1].Collection, mustDoc(t, items[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	given.State, given.Created, given.Updated = items[1].State, items[1].Created, items[1].Updated
+	given.Props.Set(catalog.PropOwner, "dave")
+	if _, err := given.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, s, func(tx catalog.Tx) error { return tx.UpdateItem(ctx(t), given, items[1].ETag) })
+	insertCollection(t, s, "c3")
+	fresh := Sealed(t, "c3", `{"type":"Feature","stac_version":"1.0.0","id":"new","geometry":null,
+		"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":"dave"}}`, catalog.StateDraft)
+	mustUpdate(t, s, func(tx catalog.Tx) error { return tx.InsertItems(ctx(t), "c3", []*catalog.Item{fresh}) })
+	all := append(slices.Clone(items), fresh)
+	all[1] = given
+	// Shared items that change after they were shared: one gets a new
+	// value and state, one becomes a tombstone. Readers of the shares see
+	// them as they are now.
+	var changed, gone *catalog.Item
+	for _, r := range carols {
+		i := slices.IndexFunc(all, func(it *catalog.Item) bool { return it.Collection == r.Collection && it.ID == r.ID })
+		it := all[i]
+		if it.Owner() != "" || it.State == catalog.StateDraft || i == 1 {
+			continue
+		}
+		next, err := catalog.ParseItem(it.Collection, mustDoc(t, it))
+		if err != nil {
+			t.Fatal(err)
+		}
+		next.Created, next.Updated, next.State = it.Created, it.Updated, catalog.StateDeprecated
+		next.Props.Set("n", 1e6)
+		next.Props.Set(catalog.PropState, catalog.StateDeprecated)
+		if changed == nil {
+			changed = next
+		} else {
+			next.Doc, next.State = nil, catalog.StateDeleted
+			gone = next
+		}
+		if _, err := next.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, s, func(tx catalog.Tx) error { return tx.UpdateItem(ctx(t), next, it.ETag) })
+		all[i] = next
+		if gone != nil {
+			break
+		}
+	}
+	if gone == nil {
+		t.Fatal("too few shared items to change")
+	}
+	all = slices.DeleteFunc(all, func(it *catalog.Item) bool { return it == gone })
+	for _, q := range []search.Query{
+		{Access: &search.Access{Owner: "dave"}},
+		{Access: &search.Access{Owner: "dave", Collections: []string{"c2"}}},
+		{Access: &search.Access{Shares: []search.Share{carol}}},
+		{Access: &search.Access{Shares: []search.Share{carol}}, Filter: mustFilter(t, "n = 1000000")},
+		{Access: &search.Access{Collections: []string{"c1"}, Shares: []search.Share{carol}}, States: []catalog.State{catalog.StateDeprecated}},
+	} {
+		q.Limit, q.Count = catalog.MaxPageSize, true
+		if msg := diffSearch(t, s, q, all); msg != "" {
+			t.Errorf("access %+v, filter %v after the changes: %s", q.Access, q.Filter, msg)
+		}
+	}
+}
+
+func mustDoc(t *testing.T, it *catalog.Item) []byte {
+	t.Helper()
+	b, err := it.MarshalDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func testQueryables(t *testing.T, s SearchStore) {
