@@ -45,21 +45,9 @@ type propertyIndex struct {
 // that order from the index) and one for sorting (the sort expressions
 // of sortExprs, then the tie-breakers).
 func propertyIndexes(key int, part string, p search.IndexedProperty) ([]propertyIndex, error) {
-	lit, err := quoteName(p.Name)
+	typed, err := typedProperty(p)
 	if err != nil {
 		return nil, err
-	}
-	j := propertyPath(lit)
-	var typed string
-	switch p.Type {
-	case "number":
-		typed = "(cql_num" + j + ")"
-	case "string":
-		typed = `(cql_text` + j + ` COLLATE "C")`
-	case "boolean":
-		typed = "(cql_bool" + j + ")"
-	default:
-		return nil, catalog.Invalid("", "cannot index a property of type %q", p.Type)
 	}
 	sortCols, err := sortExprs(search.SortKey{Property: p.Name})
 	if err != nil {
@@ -69,16 +57,38 @@ func propertyIndexes(key int, part string, p search.IndexedProperty) ([]property
 	for _, c := range sortCols {
 		sortList += "(" + c + "), "
 	}
-	name := func(kind string) string {
-		// The version names the expression form: indexes of an older
-		// form are not wanted any more, and are dropped and rebuilt.
-		h := sha256.Sum256([]byte("v2\x00" + kind + "\x00" + p.Type + "\x00" + p.Name))
-		return fmt.Sprintf("items_c%d_q%s", key, hex.EncodeToString(h[:6]))
-	}
+	name := func(kind string) string { return fmt.Sprintf("items_c%d_q%s", key, propertyIndexHash(kind, p)) }
 	return []propertyIndex{
 		{name("filter"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)"},
 		{name("sort"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + sortList + "id, collection)"},
 	}, nil
+}
+
+// typedProperty is the typed value of an indexed property as the filter
+// compiler reads it.
+func typedProperty(p search.IndexedProperty) (string, error) {
+	lit, err := quoteName(p.Name)
+	if err != nil {
+		return "", err
+	}
+	j := propertyPath(lit)
+	switch p.Type {
+	case "number":
+		return "(cql_num" + j + ")", nil
+	case "string":
+		return `(cql_text` + j + ` COLLATE "C")`, nil
+	case "boolean":
+		return "(cql_bool" + j + ")", nil
+	}
+	return "", catalog.Invalid("", "cannot index a property of type %q", p.Type)
+}
+
+// propertyIndexHash names an index of a property. The version names the
+// expression form: indexes of an older form are not wanted any more, and
+// are dropped and rebuilt.
+func propertyIndexHash(kind string, p search.IndexedProperty) string {
+	h := sha256.Sum256([]byte("v2\x00" + kind + "\x00" + p.Type + "\x00" + p.Name))
+	return hex.EncodeToString(h[:6])
 }
 
 // SetQueryables stores a collection's refined queryables and builds the
@@ -107,38 +117,9 @@ func (s *Store) SetQueryables(ctx context.Context, collection string, doc json.R
 			want[ix.name] = ix.ddl
 		}
 	}
-	existing := map[string]bool{} // name → valid
-	rows, err := s.pool.Query(ctx, `SELECT c.relname, i.indisvalid FROM pg_index i
-		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
-		WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.relname LIKE $2`,
-		part, part+"_q%")
+	existing, err := syncIndexes(ctx, s.pool, part, want)
 	if err != nil {
-		return dbError(err)
-	}
-	for rows.Next() {
-		var name string
-		var valid bool
-		if err := rows.Scan(&name, &valid); err != nil {
-			return dbError(err)
-		}
-		existing[name] = valid
-	}
-	if err := rows.Err(); err != nil {
-		return dbError(err)
-	}
-	for name, ddl := range want {
-		valid, ok := existing[name]
-		if ok && valid {
-			continue
-		}
-		if ok {
-			if _, err := s.pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
-				return dbError(err)
-			}
-		}
-		if _, err := s.pool.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()+" "+ddl); err != nil {
-			return dbError(err)
-		}
+		return err
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO queryables (collection, doc, updated) VALUES ($1, $2, $3)
 		ON CONFLICT (collection) DO UPDATE SET doc = EXCLUDED.doc, updated = EXCLUDED.updated`,
@@ -148,13 +129,108 @@ func (s *Store) SetQueryables(ctx context.Context, collection string, doc json.R
 		}
 		return dbError(err)
 	}
+	if err := dropIndexes(ctx, s.pool, existing, want); err != nil {
+		return err
+	}
+	return s.syncSharedIndexes(ctx)
+}
+
+// syncIndexes builds the wanted property indexes (name → DDL) of table
+// that are missing or invalid, and returns the property indexes the
+// table had before (name → valid).
+func syncIndexes(ctx context.Context, q querier, table string, want map[string]string) (map[string]bool, error) {
+	existing := map[string]bool{}
+	rows, err := q.Query(ctx, `SELECT c.relname, i.indisvalid FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+		WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.relname LIKE $2`,
+		table, table+"_q%")
+	if err != nil {
+		return nil, dbError(err)
+	}
+	for rows.Next() {
+		var name string
+		var valid bool
+		if err := rows.Scan(&name, &valid); err != nil {
+			return nil, dbError(err)
+		}
+		existing[name] = valid
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(err)
+	}
+	for name, ddl := range want {
+		valid, ok := existing[name]
+		if ok && valid {
+			continue
+		}
+		if ok {
+			if _, err := q.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+				return nil, dbError(err)
+			}
+		}
+		if _, err := q.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()+" "+ddl); err != nil {
+			return nil, dbError(err)
+		}
+	}
+	return existing, nil
+}
+
+// dropIndexes drops the existing property indexes that are not wanted.
+func dropIndexes(ctx context.Context, q querier, existing map[string]bool, want map[string]string) error {
 	for name := range existing {
 		if _, ok := want[name]; ok {
 			continue
 		}
-		if _, err := s.pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+		if _, err := q.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
 			return dbError(err)
 		}
 	}
 	return nil
+}
+
+// syncSharedIndexes keeps on shared_items (migration 0020) the filter
+// index of every property some collection marks indexed, and drops the
+// others: the copies of shared items of every collection are tested
+// there, and a filter on an indexed property then reads only the
+// matching copies instead of testing each document. The updates of all
+// collections take turns (a session lock), so that each sees the
+// queryables the others stored.
+func (s *Store) syncSharedIndexes(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	defer conn.Release()
+	const lock = `hashtextextended('twinstac.shared_indexes.' || current_schema(), 0)`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`); err != nil {
+		return dbError(err)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`) }()
+	rows, err := conn.Query(ctx, `SELECT doc FROM queryables`)
+	if err != nil {
+		return dbError(err)
+	}
+	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return dbError(err)
+	}
+	want := map[string]string{}
+	for _, doc := range docs {
+		_, idx, err := search.ParseRefined(doc)
+		if err != nil {
+			continue // a document stored before its rules changed; it indexes nothing here
+		}
+		for _, p := range idx {
+			typed, err := typedProperty(p)
+			if err != nil {
+				continue
+			}
+			want["shared_items_q"+propertyIndexHash("filter", p)] = "ON shared_items (" + typed + ", start_dt DESC, id DESC, collection DESC)"
+		}
+	}
+	existing, err := syncIndexes(ctx, conn, "shared_items", want)
+	if err != nil {
+		return err
+	}
+	return dropIndexes(ctx, conn, existing, want)
 }

@@ -14,11 +14,17 @@ import (
 	"github.com/twinstac/twinstac/internal/storetest"
 )
 
-// propertyIndexes lists the property indexes of a collection's partition.
+// propertyIndexes lists the property indexes of the collections'
+// partitions.
 func propertyIndexes(t *testing.T, s *postgres.Store) []string {
+	return indexesLike(t, s, "^items_c[0-9]+_q")
+}
+
+// indexesLike lists the indexes whose names match a pattern.
+func indexesLike(t *testing.T, s *postgres.Store, pattern string) []string {
 	t.Helper()
 	rows, err := s.Pool().Query(context.Background(), `SELECT indexname FROM pg_indexes
-		WHERE schemaname = current_schema() AND indexname ~ '^items_c[0-9]+_q' ORDER BY 1`)
+		WHERE schemaname = current_schema() AND indexname ~ $1 ORDER BY 1`, pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +74,23 @@ func TestIndexedQueryables(t *testing.T) {
 	if got := propertyIndexes(t, s); len(got) != 4 {
 		t.Fatalf("indexes after marking two properties: %v", got)
 	}
+	// The copies of shared items get the filter index of each property
+	// some collection marks, for as long as one does.
+	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 2 {
+		t.Fatalf("shared_items indexes after marking two properties: %v", got)
+	}
+	insertCollection(t, s, "eo2")
+	platform := json.RawMessage(`{"properties":{"platform":{"type":"string","x-twinstac-index":true}}}`)
+	_, pidx, err := search.ParseRefined(platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetQueryables(ctx, "eo2", platform, pidx); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 2 {
+		t.Fatalf("shared_items indexes after a second collection marks one of them: %v", got)
+	}
 	back, err := s.Queryables(ctx, "eo")
 	if err != nil || !strings.Contains(string(back), "x-twinstac-index") {
 		t.Fatalf("Queryables = %s, %v", back, err)
@@ -100,8 +123,17 @@ func TestIndexedQueryables(t *testing.T) {
 	if err := s.SetQueryables(ctx, "eo", json.RawMessage(`{"properties":{"platform":{"type":"string"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := propertyIndexes(t, s); len(got) != 0 {
-		t.Fatalf("indexes after unmarking: %v", got)
+	if got := propertyIndexes(t, s); len(got) != 2 {
+		t.Fatalf("indexes after unmarking (eo2's platform stays): %v", got)
+	}
+	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 1 {
+		t.Fatalf("shared_items indexes after eo unmarks both and eo2 keeps platform: %v", got)
+	}
+	if err := s.SetQueryables(ctx, "eo2", json.RawMessage(`{"properties":{}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexesLike(t, s, "^(items_c[0-9]+|shared_items)_q"); len(got) != 0 {
+		t.Fatalf("indexes after unmarking everything: %v", got)
 	}
 	if err := s.SetQueryables(ctx, "nope", doc, idx); catalog.ErrorCode(err) != catalog.ENOTFOUND {
 		t.Fatalf("SetQueryables on a missing collection: %v", err)
