@@ -152,6 +152,13 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// storableText is s as databases keep text: valid UTF-8 without NUL
+// (PostgreSQL refuses both, in text and in JSON), each offending byte
+// replaced by U+FFFD.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // Flush emits a last line without a newline.
 func (w *lineWriter) Flush() {
 	w.mu.Lock()
@@ -164,7 +171,6 @@ func (w *lineWriter) Flush() {
 
 func (w *lineWriter) emit(b []byte) {
 	b = bytes.TrimSuffix(b, []byte("\r"))
-	// Databases keep valid UTF-8 without NUL.
-	text := strings.ReplaceAll(string(bytes.ToValidUTF8(b, []byte("\uFFFD"))), "\x00", "\uFFFD")
+	text := storableText(string(b))
 	w.log.add(jobs.LogEntry{Attempt: w.log.attempt, Phase: w.phase, Stream: w.stream, Time: time.Now().UTC(), Text: text})
 }

@@ -123,7 +123,7 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 // exception is the OGC exception of a failed job.
 func exception(detail string) json.RawMessage {
 	b, _ := json.Marshal(map[string]any{
-		"type": "https://twinstac.org/problems/job-failed", "title": "the job failed", "status": 500, "detail": detail,
+		"type": "https://twinstac.org/problems/job-failed", "title": "the job failed", "status": 500, "detail": storableText(detail),
 	})
 	return b
 }

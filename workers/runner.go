@@ -375,6 +375,8 @@ func (r *Runner) finish(ctx context.Context, j *jobs.Job, f jobs.Finish) error {
 // finishJob ends a job and returns it as ended (nil when a newer
 // attempt took it over).
 func (r *Runner) finishJob(ctx context.Context, j *jobs.Job, f jobs.Finish) (*jobs.Job, error) {
+	// A message may quote what the twin printed or named.
+	f.Message = storableText(f.Message)
 	// The log's last lines are written with the end, so that who sees
 	// the job end may read its whole log.
 	var jl *JobLog

@@ -28,6 +28,9 @@ const (
 	exitAuth     = 3 // not signed in, or not allowed (401, 403)
 	exitNotFound = 4 // 404, 410
 	exitServer   = 5 // 5xx, or the server could not be reached
+	// exitInterrupted is a command stopped by SIGINT or SIGTERM, as
+	// shells report a command killed by SIGINT.
+	exitInterrupted = 130
 )
 
 // usageError is a command line that is wrong.

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -153,6 +156,14 @@ links: []
 	}
 	if _, _, code := cliRun(t, "", "search", "--bbox", "1,2,3"); code != exitUsage {
 		t.Fatalf("a bbox of three numbers: exit %d", code)
+	}
+	for _, line := range [][]string{{"jobs", "foo"}, {"items", "lsit", "sensors"}, {"bench", "serch"}} {
+		if _, errs, code := cliRun(t, "", line...); code != exitUsage || !strings.Contains(errs, "unknown command") {
+			t.Fatalf("twinstac %s: exit %d, %s; want a usage error", strings.Join(line, " "), code, errs)
+		}
+	}
+	if out, _, code := cliRun(t, "", "jobs"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Fatalf("twinstac jobs: exit %d, %s; want its help", code, out)
 	}
 	if _, _, code := cliRun(t, "", "itmes", "list", "sensors"); code != exitUsage {
 		t.Fatalf("a misspelt command: exit %d", code)
@@ -533,5 +544,49 @@ func TestCLIDismissAndSave(t *testing.T) {
 	_ = json.Unmarshal([]byte(cliOK(t, "items", "get", "twins", "heartbeat")), &it)
 	if p := it["properties"].(map[string]any); p["dt:state"] != "archived" {
 		t.Fatalf("after deprecate and archive: %v", p["dt:state"])
+	}
+}
+
+// A command stopped by Ctrl-C exits 130 and says it was interrupted,
+// not that the server could not be reached.
+func TestCLIInterrupted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		// A server that takes the request and never answers.
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "collections", "list")
+	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "TWINSTAC_URL=http://"+ln.Addr().String(), "TWINSTAC_TOKEN=tst_x",
+		"TWINSTAC_CONFIG="+filepath.Join(t.TempDir(), "config.json"))
+	var errs bytes.Buffer
+	cmd.Stderr = &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the command never called the server: %s", errs.String())
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(errs.String(), "interrupted") {
+		t.Fatalf("interrupted command: %v, %s; want exit %d", err, errs.String(), exitInterrupted)
 	}
 }

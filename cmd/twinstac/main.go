@@ -32,6 +32,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, SIGTERM): what the command was doing
+			// failed because of that, not because of the server.
+			fmt.Fprintln(os.Stderr, "twinstac: interrupted")
+			os.Exit(exitInterrupted)
+		}
 		fmt.Fprintln(os.Stderr, "twinstac:", err)
 		stop()
 		os.Exit(exitCode(err))
@@ -61,11 +67,34 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	for _, cmd := range root.Commands() {
 		gatherExamples(cmd)
+		refuseUnknownSubcommands(cmd)
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())}
 	})
 	return root
+}
+
+// refuseUnknownSubcommands makes a command group (jobs, items, ...) and
+// the groups below it answer a subcommand they do not have with a usage
+// error: cobra would print the group's help and exit 0. The group alone
+// prints its help.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	if !cmd.HasSubCommands() {
+		return
+	}
+	if !cmd.Runnable() {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
 }
 
 func newServe(stdout, stderr io.Writer) *cobra.Command {
