@@ -59,6 +59,23 @@ type libFile struct {
 	checksum  string // multihash sha2-256, as the server records it
 }
 
+// isScript reports whether a file starts with #!.
+func isScript(name string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }()
+	b := make([]byte, 2)
+	n, _ := io.ReadFull(f, b)
+	return n == 2 && string(b) == "#!"
+}
+
+// metadataNames are files without an extension that describe a folder
+// rather than run in it.
+var metadataNames = map[string]bool{"LICENSE": true, "LICENCE": true, "COPYING": true, "NOTICE": true,
+	"README": true, "AUTHORS": true, "CHANGELOG": true, "CITATION": true}
+
 // scanLibrary finds the items of a library: its kind folders, and those
 // under common/ (into common-<collection>), with the collections named
 // by over (keyed by kind folder, or common/<folder>).
@@ -107,6 +124,20 @@ func scanLibrary(root string, over map[string]string) ([]*libItem, error) {
 			}
 		}
 	}
+	// Two folders mapped to one collection may hold items of one name.
+	seen := map[[2]string]string{}
+	for _, it := range items {
+		where := it.dir
+		if path.Base(where) != it.id {
+			where += "/" + it.id // a lone file
+		}
+		k := [2]string{it.collection, it.id}
+		if other, ok := seen[k]; ok {
+			return nil, usageError{fmt.Errorf("%s and %s would both be item %q of collection %q; map their folders to different collections",
+				other, where, it.id, it.collection)}
+		}
+		seen[k] = where
+	}
 	return items, nil
 }
 
@@ -133,14 +164,22 @@ func (it *libItem) addFolder(dir string) error {
 }
 
 // addFile adds a file as an asset: lifecycle scripts (under lifecycle/,
-// or without an extension) under their name, the phase; others under
-// their path with / as _.
+// or without an extension and executable or starting with #!) under
+// their name, the phase;
+// others under their path with / as _. Files such as LICENSE and README
+// without an extension are metadata.
 func (it *libItem) addFile(abs, rel string) error {
 	f := libFile{abs: abs, rel: rel, key: strings.ReplaceAll(rel, "/", "_")}
 	ext := strings.ToLower(path.Ext(rel))
+	st, err := os.Stat(abs)
+	if err != nil {
+		return err
+	}
 	switch {
-	case strings.HasPrefix(rel, "lifecycle/") || ext == "":
+	case strings.HasPrefix(rel, "lifecycle/") || ext == "" && (st.Mode()&0o111 != 0 || isScript(abs)):
 		f.role, f.key = "lifecycle", path.Base(rel)
+	case ext == "" && metadataNames[strings.ToUpper(path.Base(rel))]:
+		f.role = "metadata"
 	case ext == ".json" || ext == ".yaml" || ext == ".yml":
 		f.role = "config"
 	case ext == ".md":
@@ -148,12 +187,14 @@ func (it *libItem) addFile(abs, rel string) error {
 	default:
 		f.role = "data"
 	}
+	used := map[string]string{} // asset key → the file that has it
 	for _, o := range it.files {
-		if o.key == f.key {
-			f.key = strings.ReplaceAll(rel, "/", "_")
-			if o.key == f.key {
-				return fmt.Errorf("%s and %s of %s would be the same asset %q", o.rel, rel, it.dir, f.key)
-			}
+		used[o.key] = o.rel
+	}
+	if _, ok := used[f.key]; ok {
+		f.key = strings.ReplaceAll(rel, "/", "_")
+		if o, ok := used[f.key]; ok {
+			return fmt.Errorf("%s and %s of %s would be the same asset %q", o, rel, it.dir, f.key)
 		}
 	}
 	h := sha256.New()
@@ -247,9 +288,11 @@ func newImport(c *cli) *cobra.Command {
 data and functions (and those under common/) become collections
 (digital-twins, models, …, common-models, …; --collection folder=id names
 others), each folder or file in them an item of that kind (dt:kind), its
-files the item's assets: files under lifecycle/ or without an extension
-are lifecycle scripts, json and yaml files configuration, markdown files
-the description (its first heading is the item's title). A twin's
+files the item's assets: files under lifecycle/, or without an extension
+and executable or starting with #!, are lifecycle scripts, LICENSE,
+README and the like metadata,
+json and yaml files configuration, markdown files the description (its
+first heading is the item's title). A twin's
 parameters.json becomes its dt:parameters.
 
 Run again, it uploads only the files whose checksum changed and leaves

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -588,5 +589,58 @@ func TestCLIInterrupted(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(errs.String(), "interrupted") {
 		t.Fatalf("interrupted command: %v, %s; want exit %d", err, errs.String(), exitInterrupted)
+	}
+}
+
+// Files without an extension are lifecycle scripts only when they can be
+// run; LICENSE and the like are metadata. Two folders mapped to one
+// collection may not make two items of one id.
+func TestScanLibraryRolesAndClashes(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel string, mode os.FileMode) {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := rel
+		if strings.HasSuffix(rel, "/plot") {
+			body = "#!/bin/sh\necho plot\n"
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("digital_twins/tank/LICENSE", 0o644)
+	write("digital_twins/tank/Makefile", 0o644)
+	write("digital_twins/tank/run", 0o755)
+	write("digital_twins/tank/plot", 0o644)
+	write("digital_twins/tank/lifecycle/create", 0o644)
+	write("digital_twins/tank/model.fmu", 0o644)
+	write("models/tank/model.fmu", 0o644)
+	items, err := scanLibrary(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{}
+	for _, it := range items {
+		for _, f := range it.files {
+			roles[it.collection+":"+f.rel] = f.role + "@" + f.key
+		}
+	}
+	want := map[string]string{
+		"digital-twins:LICENSE":          "metadata@LICENSE",
+		"digital-twins:Makefile":         "data@Makefile",
+		"digital-twins:run":              "lifecycle@run",
+		"digital-twins:plot":             "lifecycle@plot",
+		"digital-twins:lifecycle/create": "lifecycle@create",
+		"digital-twins:model.fmu":        "data@model.fmu",
+		"models:model.fmu":               "data@model.fmu",
+	}
+	if !maps.Equal(roles, want) {
+		t.Fatalf("roles and keys %v, want %v", roles, want)
+	}
+	_, err = scanLibrary(root, map[string]string{"digital_twins": "all", "models": "all"})
+	if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), `item "tank" of collection "all"`) {
+		t.Fatalf("two folders into one collection with one item id: %v", err)
 	}
 }
