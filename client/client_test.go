@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -120,6 +121,28 @@ func TestIterators(t *testing.T) {
 		}
 	}
 	limit := int64(5)
+	// The Docs variants keep each element's JSON as the server wrote it:
+	// a range item's "datetime": null, which the typed value drops.
+	spans := uniq(t, "spans")
+	createCollection(t, api, spans)
+	if _, err := client.Check(api.CreateItemWithBodyWithResponse(t.Context(), spans, "application/json", strings.NewReader(`{
+		"type": "Feature", "stac_version": "1.1.0", "id": "span", "geometry": null, "links": [], "assets": {},
+		"properties": {"datetime": null, "start_datetime": "2026-01-01T00:00:00Z", "end_datetime": "2026-01-02T00:00:00Z"}}`))); err != nil {
+		t.Fatal(err)
+	}
+	spanned := 0
+	for d, err := range api.SearchDocs(t.Context(), client.SearchBody{Collections: &[]string{spans}}) {
+		spanned++
+		var doc struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if err != nil || json.Unmarshal(d.Raw, &doc) != nil || string(doc.Properties["datetime"]) != "null" || d.Value.Id != "span" {
+			t.Fatalf("SearchDocs: %s, %+v, %v", d.Raw, d.Value, err)
+		}
+	}
+	if spanned != 1 {
+		t.Fatalf("SearchDocs yielded %d items, want 1", spanned)
+	}
 	collect("items", api.Items(t.Context(), pages, &client.GetItemsParams{Limit: &limit}))
 	collect("search", api.Search(t.Context(), client.SearchBody{Collections: &[]string{pages}, Limit: &limit}))
 

@@ -9,7 +9,8 @@
 // Beside it, by hand and kept thin: New, which sets up bearer-token
 // authentication and retries of 429 and 503 answers (honouring
 // Retry-After); iterators that follow the next links of collections,
-// items, searches and jobs; following a job's log and the event stream
+// items, searches and jobs (the Docs variants yield each element's JSON
+// as the server wrote it beside its typed value); following a job's log and the event stream
 // (server-sent events); and Error, the problem details of a failed call
 // as a Go error.
 package client

@@ -40,8 +40,8 @@ func readDoc(stdin io.Reader, name string) ([]byte, error) {
 }
 
 // collect takes up to limit elements of seq (all of them when limit is
-// 0), as JSON documents.
-func collect[T any](seq iter.Seq2[T, error], limit int) ([]json.RawMessage, []T, error) {
+// 0): their JSON as the server wrote it, and their values.
+func collect[T any](seq iter.Seq2[client.Doc[T], error], limit int) ([]json.RawMessage, []T, error) {
 	var (
 		docs []json.RawMessage
 		list []T
@@ -50,11 +50,7 @@ func collect[T any](seq iter.Seq2[T, error], limit int) ([]json.RawMessage, []T,
 		if err != nil {
 			return nil, nil, connOr(err)
 		}
-		b, err := json.Marshal(x)
-		if err != nil {
-			return nil, nil, err
-		}
-		docs, list = append(docs, b), append(list, x)
+		docs, list = append(docs, x.Raw), append(list, x.Value)
 		if limit > 0 && len(list) >= limit {
 			break
 		}
@@ -75,7 +71,7 @@ func newCollections(c *cli) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List the collections you may read", Example: "  twinstac collections list -o ndjson", Args: args(0),
 		RunE: c.withAPI(func(cmd *cobra.Command, _ []string, api *client.API) error {
-			docs, list, err := collect(api.Collections(cmd.Context(), nil), 0)
+			docs, list, err := collect(api.CollectionDocs(cmd.Context(), nil), 0)
 			if err != nil {
 				return err
 			}
@@ -175,7 +171,7 @@ func newItems(c *cli) *cobra.Command {
 			if all {
 				max = 0
 			}
-			docs, items, err := collect(api.Items(cmd.Context(), a[0], &client.GetItemsParams{Limit: &page}), max)
+			docs, items, err := collect(api.ItemDocs(cmd.Context(), a[0], &client.GetItemsParams{Limit: &page}), max)
 			if err != nil {
 				return err
 			}
@@ -335,7 +331,7 @@ func newSearch(c *cli) *cobra.Command {
 			if f.all {
 				max = 0
 			}
-			docs, items, err := collect(api.Search(cmd.Context(), body), max)
+			docs, items, err := collect(api.SearchDocs(cmd.Context(), body), max)
 			if err != nil {
 				return err
 			}

@@ -281,7 +281,7 @@ func newJobs(c *cli) *cobra.Command {
 			if all {
 				max = 0
 			}
-			docs, jobs, err := collect(api.Jobs(cmd.Context(), p), max)
+			docs, jobs, err := collect(api.JobDocs(cmd.Context(), p), max)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,7 +78,8 @@ func eachNATS(t *testing.T, fn func(t *testing.T, nc *nats.Conn, node string)) {
 func startRelay(t *testing.T, cfg RelayConfig) (r *Relay, stop func()) {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		// What the relay logs shows in a failed test's output.
+		cfg.Logger = slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	r, err := NewRelay(cfg)
 	if err != nil {
@@ -90,6 +92,14 @@ func startRelay(t *testing.T, cfg RelayConfig) (r *Relay, stop func()) {
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return r, stop
+}
+
+// testLog writes log lines to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
 }
 
 // published is a message read back from a stream.
@@ -177,7 +187,9 @@ func TestRelayPublishesTheOutboxInOrderOnce(t *testing.T) {
 		st := testdb.SQLite(t)
 		writeEvents(t, st, "a.b *>c", 300) // 301 events
 		_, stop := startRelay(t, RelayConfig{Node: node, Outbox: st, Conn: nc, MaxInFlight: 16, Batch: 100})
-		testdb.WaitFor(t, 20*time.Second, "301 events in the stream", func() bool { return len(readStream(t, nc, node)) >= 301 })
+		// The waits are long: on a loaded two-core machine a relay whose
+		// publications time out pauses up to 10 s before it goes on.
+		testdb.WaitFor(t, time.Minute, "301 events in the stream", func() bool { return len(readStream(t, nc, node)) >= 301 })
 		got := readStream(t, nc, node)
 		if !slices.Equal(seqsOf(got), upTo(301)) {
 			t.Fatalf("stream holds seqs %v", seqsOf(got))
@@ -205,7 +217,7 @@ func TestRelayPublishesTheOutboxInOrderOnce(t *testing.T) {
 		startRelay(t, RelayConfig{Node: node, Outbox: st, Conn: nc, MaxInFlight: 4})
 		startRelay(t, RelayConfig{Node: node, Outbox: st, Conn: nc, MaxInFlight: 4})
 		writeEvents(t, st, "third", 49) // 50 more
-		testdb.WaitFor(t, 20*time.Second, "401 events in the stream", func() bool { return len(readStream(t, nc, node)) >= 401 })
+		testdb.WaitFor(t, time.Minute, "401 events in the stream", func() bool { return len(readStream(t, nc, node)) >= 401 })
 		if got := seqsOf(readStream(t, nc, node)); !slices.Equal(got, upTo(401)) {
 			t.Fatalf("after the restart the stream holds seqs %v", got)
 		}
