@@ -81,11 +81,35 @@ func New(server string, opts ...Option) (*API, error) {
 		token: st.token,
 		ua:    st.userAgent,
 	}
-	gen, err := NewClientWithResponses(u.String(), WithHTTPClient(hc))
+	gen, err := NewClientWithResponses(u.String(), WithHTTPClient(hc), WithRequestEditorFn(knownLength))
 	if err != nil {
 		return nil, err
 	}
 	return &API{ClientWithResponses: gen, Server: u.String(), HTTP: hc}, nil
+}
+
+// knownLength turns a Content-Length header that a generated call sets
+// (an asset upload's length) into the request's length: net/http ignores
+// the header, and without the length it sends a stream body chunked,
+// which some proxies and stores refuse and which leaves the server to
+// learn the size only at the end.
+func knownLength(_ context.Context, req *http.Request) error {
+	v := req.Header.Get("Content-Length")
+	if v == "" || req.Body == nil || req.Body == http.NoBody || req.ContentLength > 0 {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("client: Content-Length %q is not a length", v)
+	}
+	req.Header.Del("Content-Length")
+	if n == 0 {
+		// A zero length with a body means "unknown" to net/http.
+		_ = req.Body.Close()
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	req.ContentLength = n
+	return nil
 }
 
 // authTransport adds the bearer token to requests to the server's host

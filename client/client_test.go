@@ -397,3 +397,36 @@ func TestRetries(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 }
+
+// An upload of a stream with a known length goes with that length, not
+// chunked; an empty one with none.
+func TestUploadLength(t *testing.T) {
+	type seen struct {
+		length  int64
+		chunked bool
+		body    string
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.ContentLength, slices.Contains(r.TransferEncoding, "chunked"), string(b)}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	api, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"level,time\n1,2\n", ""} {
+		size := int64(len(body))
+		// Not a strings.Reader, whose length net/http finds itself: a
+		// stream, as a file is.
+		stream := io.MultiReader(strings.NewReader(body))
+		if _, err := api.PutAssetWithBody(t.Context(), "c", "i", "data", &client.PutAssetParams{ContentLength: &size}, "text/csv", stream); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s.length != size || s.chunked || s.body != body {
+			t.Fatalf("upload of %d bytes arrived as %+v", size, s)
+		}
+	}
+}
