@@ -2,8 +2,10 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // group runs the calls that the jobs of a worker make at once as one
@@ -23,6 +25,10 @@ type group[In, Out any] struct {
 	alone func(error) bool
 	// idle is called when the group has nothing left to do (nil: none).
 	idle func()
+	// timeout bounds each write: the calls wait for their group whatever
+	// their own contexts say, so a database that hangs would otherwise
+	// hold them, and the jobs' handlers, for as long as it hangs.
+	timeout time.Duration
 
 	mu      sync.Mutex
 	waiting []*groupCall[In, Out]
@@ -36,8 +42,16 @@ type groupCall[In, Out any] struct {
 	done chan struct{}
 }
 
+// groupWriteTimeout is how long a group's write may take: a write of a
+// few dozen rows takes milliseconds, one that waits a minute is stuck.
+const groupWriteTimeout = time.Minute
+
+// errNoAnswer is a group write cut off by its timeout. Its calls are not
+// written again one by one: the database is not answering.
+var errNoAnswer = errors.New("no answer")
+
 func newGroup[In, Out any](max int, do func(context.Context, []In) ([]Out, error)) *group[In, Out] {
-	return &group[In, Out]{do: do, max: max}
+	return &group[In, Out]{do: do, max: max, timeout: groupWriteTimeout}
 }
 
 // call runs in with the others waiting now. It waits for the result even
@@ -79,7 +93,7 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 			in[i] = c.in
 		}
 		out, err := g.run(ctx, in)
-		if err != nil && n > 1 && g.alone != nil && g.alone(err) {
+		if err != nil && n > 1 && g.alone != nil && !errors.Is(err, errNoAnswer) && g.alone(err) {
 			for _, c := range calls {
 				c.out, c.err = g.runOne(ctx, c.in)
 				close(c.done)
@@ -156,7 +170,15 @@ func (g *group[In, Out]) run(ctx context.Context, in []In) (out []Out, err error
 			out, err = nil, fmt.Errorf("writing a group of %d: panic: %v", len(in), p)
 		}
 	}()
+	if g.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+	}
 	out, err = g.do(ctx, in)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("writing a group of %d: %w within %v: %w", len(in), errNoAnswer, g.timeout, err)
+	}
 	if err == nil && len(out) != len(in) {
 		return nil, fmt.Errorf("writing a group of %d: %d results", len(in), len(out))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +189,51 @@ func TestGroupAlone(t *testing.T) {
 	}
 	if want := []int{1, 3, 1, 1, 1}; !slices.Equal(groupsRun, want) {
 		t.Fatalf("groups written %v, want %v", groupsRun, want)
+	}
+}
+
+// A write that hangs ends with an error after the group's timeout, for
+// every call of its group, though the callers' contexts never end.
+func TestGroupWriteTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	g := newGroup(8, func(ctx context.Context, in []int) ([]int, error) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-release:
+			return in, nil
+		}
+	})
+	g.timeout = 50 * time.Millisecond
+	var alone int
+	var mu sync.Mutex
+	g.alone = func(error) bool { mu.Lock(); alone++; mu.Unlock(); return true }
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := g.call(context.Background(), i)
+			errs <- err
+		}()
+	}
+	for range 3 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, errNoAnswer) || !strings.Contains(err.Error(), "no answer within 50ms") {
+				t.Fatalf("a hung write: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the calls of a hung write still wait")
+		}
+	}
+	// A hung group is not written again call by call.
+	_, err := g.call(context.Background(), 9)
+	if !errors.Is(err, errNoAnswer) {
+		t.Fatalf("a lone hung write: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if alone != 0 {
+		t.Fatalf("alone was asked %d times about a write with no answer", alone)
 	}
 }
