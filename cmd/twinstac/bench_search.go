@@ -30,6 +30,28 @@ type benchSearch struct {
 	runs     int
 	token    string
 	only     []string
+	// as are the callers to compare, NAME=TOKEN, measured in turn within
+	// each run of each query (none: one caller with token).
+	as []string
+}
+
+// benchCaller is one caller of an interleaved comparison.
+type benchCaller struct{ name, token string }
+
+// callers returns the callers to measure.
+func (b *benchSearch) callers() ([]benchCaller, error) {
+	if len(b.as) == 0 {
+		return []benchCaller{{"", b.token}}, nil
+	}
+	var out []benchCaller
+	for _, a := range b.as {
+		name, token, ok := strings.Cut(a, "=")
+		if !ok || name == "" {
+			return nil, usageError{fmt.Errorf("--as %q: use NAME=TOKEN (an empty token: anonymous)", a)}
+		}
+		out = append(out, benchCaller{name, token})
+	}
+	return out, nil
 }
 
 func newBenchSearch(stdout io.Writer) *cobra.Command {
@@ -45,11 +67,17 @@ The paging cases follow the next links to the page named in queries.json
 (untimed) and then time requests for that page. Each result line says
 whether the answers carried numberMatched (the server counts within its
 --search-count-budget; start it with 0 to measure without counting).
-The server must be on this machine (loopback) and hold the workload.`,
+The server must be on this machine (loopback) and hold the workload.
+
+--as NAME=TOKEN, given for several callers, compares them: within each
+run of each query the callers are measured in turn (so that the
+machine's drift touches them alike), and each line gives the caller's
+p50 as a multiple of the first caller's.`,
 		Example: `  twinstac bench ingest --file items-1m.ndjson --collections collections.json --runs 1 --keep --published \
       --database-url 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'
   twinstac serve --database-url <the kept database> --search-count-budget 0 &
-  twinstac bench search --url http://127.0.0.1:8080 --queries ../shared/bench/queries.json`,
+  twinstac bench search --url http://127.0.0.1:8080 --queries ../shared/bench/queries.json
+  twinstac bench search --url http://127.0.0.1:8080 --clients 1 --as admin=$ADMIN_TOKEN --as uma=$UMA_TOKEN --as ursula=$URSULA_TOKEN`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return b.run(cmd.Context(), stdout) },
 	}
 	f := cmd.Flags()
@@ -61,6 +89,7 @@ The server must be on this machine (loopback) and hold the workload.`,
 	f.IntVar(&b.runs, "runs", b.runs, "number of runs")
 	f.StringSliceVar(&b.only, "query", nil, "measure only these queries (q1, q4, q1-page20, ...)")
 	f.StringVar(&b.token, "token", os.Getenv("TWINSTAC_TOKEN"), "bearer token to send (env TWINSTAC_TOKEN)")
+	f.StringArrayVar(&b.as, "as", nil, "compare callers: NAME=TOKEN, once per caller, the first the reference")
 	return cmd
 }
 
@@ -108,51 +137,91 @@ func (b *benchSearch) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	callers, err := b.callers()
+	if err != nil {
+		return err
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
-	// The paging cases: the body of page N, reached by following next.
-	all := slices.Clone(queries)
+	// The paging cases: the body of page N, reached by following next
+	// (as each caller, whose pages differ).
+	type named struct {
+		name, title string
+		bodies      []json.RawMessage // by caller
+	}
+	var all []named
+	for _, q := range queries {
+		n := named{name: q.name, title: q.title}
+		for range callers {
+			n.bodies = append(n.bodies, q.body)
+		}
+		all = append(all, n)
+	}
 	for _, name := range paged {
 		i := slices.IndexFunc(queries, func(q benchQuery) bool { return q.name == name })
 		if i < 0 {
 			return fmt.Errorf("paging names %s, which queries.json does not hold", name)
 		}
-		body, err := b.pageBody(ctx, client, queries[i].body, page)
-		if err != nil {
-			return fmt.Errorf("%s page %d: %w", name, page, err)
+		n := named{name: fmt.Sprintf("%s-page%d", name, page), title: fmt.Sprintf("page %d of %s", page, name)}
+		for _, c := range callers {
+			body, err := b.pageBody(ctx, client, c.token, queries[i].body, page)
+			if err != nil {
+				return fmt.Errorf("%s page %d as %s: %w", name, page, c.name, err)
+			}
+			n.bodies = append(n.bodies, body)
 		}
-		all = append(all, benchQuery{name: fmt.Sprintf("%s-page%d", name, page), title: fmt.Sprintf("page %d of %s", page, name), body: body})
+		all = append(all, n)
 	}
 	if len(b.only) > 0 {
-		all = slices.DeleteFunc(all, func(q benchQuery) bool { return !slices.Contains(b.only, q.name) })
+		all = slices.DeleteFunc(all, func(q named) bool { return !slices.Contains(b.only, q.name) })
 	}
-	fmt.Fprintf(stdout, "%-12s %7s %8s %9s %-27s %-27s %s\n", "query", "clients", "returned", "matched", "p50 ms median (min-max)", "p95 ms median (min-max)", "req/s")
+	compare := len(b.as) > 0
+	if compare {
+		fmt.Fprintf(stdout, "%-12s %-10s %7s %8s %9s %-27s %-27s %7s %s\n", "query", "caller", "clients", "returned", "matched", "p50 ms median (min-max)", "p95 ms median (min-max)", "p50/ref", "req/s")
+	} else {
+		fmt.Fprintf(stdout, "%-12s %7s %8s %9s %-27s %-27s %s\n", "query", "clients", "returned", "matched", "p50 ms median (min-max)", "p95 ms median (min-max)", "req/s")
+	}
 	for _, q := range all {
-		for range b.warmup {
-			if _, err := b.post(ctx, client, q.body); err != nil {
-				return fmt.Errorf("%s: %w", q.name, err)
-			}
-		}
-		for _, c := range b.clients {
-			var p50s, p95s, rates []float64
-			var last searchAnswer
-			for range b.runs {
-				lat, ans, rate, err := b.measure(ctx, client, q.body, c)
-				if err != nil {
+		for i, c := range callers {
+			for range b.warmup {
+				if _, err := b.post(ctx, client, c.token, q.bodies[i]); err != nil {
 					return fmt.Errorf("%s: %w", q.name, err)
 				}
-				p50s, p95s, rates = append(p50s, pct(lat, 50)), append(p95s, pct(lat, 95)), append(rates, rate)
-				last = ans
 			}
-			slices.Sort(p50s)
-			slices.Sort(p95s)
-			slices.Sort(rates)
-			matched := "-"
-			if last.matched != nil {
-				matched = strconv.FormatInt(*last.matched, 10)
+		}
+		for _, n := range b.clients {
+			p50s, p95s, rates := make([][]float64, len(callers)), make([][]float64, len(callers)), make([][]float64, len(callers))
+			last := make([]searchAnswer, len(callers))
+			for range b.runs {
+				for i, c := range callers {
+					lat, ans, rate, err := b.measure(ctx, client, c.token, q.bodies[i], n)
+					if err != nil {
+						return fmt.Errorf("%s: %w", q.name, err)
+					}
+					p50s[i], p95s[i], rates[i] = append(p50s[i], pct(lat, 50)), append(p95s[i], pct(lat, 95)), append(rates[i], rate)
+					last[i] = ans
+				}
 			}
-			fmt.Fprintf(stdout, "%-12s %7d %8d %9s %-27s %-27s %.0f\n", q.name, c, last.returned, matched,
-				fmt.Sprintf("%.2f (%.2f-%.2f)", median(p50s), p50s[0], p50s[len(p50s)-1]),
-				fmt.Sprintf("%.2f (%.2f-%.2f)", median(p95s), p95s[0], p95s[len(p95s)-1]), median(rates))
+			ref := 0.0
+			for i, c := range callers {
+				slices.Sort(p50s[i])
+				slices.Sort(p95s[i])
+				slices.Sort(rates[i])
+				matched := "-"
+				if last[i].matched != nil {
+					matched = strconv.FormatInt(*last[i].matched, 10)
+				}
+				p50 := fmt.Sprintf("%.2f (%.2f-%.2f)", median(p50s[i]), p50s[i][0], p50s[i][len(p50s[i])-1])
+				p95 := fmt.Sprintf("%.2f (%.2f-%.2f)", median(p95s[i]), p95s[i][0], p95s[i][len(p95s[i])-1])
+				if !compare {
+					fmt.Fprintf(stdout, "%-12s %7d %8d %9s %-27s %-27s %.0f\n", q.name, n, last[i].returned, matched, p50, p95, median(rates[i]))
+					continue
+				}
+				if i == 0 {
+					ref = median(p50s[i])
+				}
+				fmt.Fprintf(stdout, "%-12s %-10s %7d %8d %9s %-27s %-27s %7.2f %.0f\n", q.name, c.name, n, last[i].returned, matched, p50, p95,
+					median(p50s[i])/ref, median(rates[i]))
+			}
 		}
 	}
 	return nil
@@ -165,14 +234,14 @@ type searchAnswer struct {
 }
 
 // post sends one search and reads what the benchmark needs of the answer.
-func (b *benchSearch) post(ctx context.Context, client *http.Client, body []byte) (searchAnswer, error) {
+func (b *benchSearch) post(ctx context.Context, client *http.Client, token string, body []byte) (searchAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(b.url, "/")+"/search", bytes.NewReader(body))
 	if err != nil {
 		return searchAnswer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if b.token != "" {
-		req.Header.Set("Authorization", "Bearer "+b.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -207,9 +276,9 @@ func (b *benchSearch) post(ctx context.Context, client *http.Client, body []byte
 }
 
 // pageBody follows next links from body to page n and returns its body.
-func (b *benchSearch) pageBody(ctx context.Context, client *http.Client, body json.RawMessage, n int) (json.RawMessage, error) {
+func (b *benchSearch) pageBody(ctx context.Context, client *http.Client, token string, body json.RawMessage, n int) (json.RawMessage, error) {
 	for i := 1; i < n; i++ {
-		ans, err := b.post(ctx, client, body)
+		ans, err := b.post(ctx, client, token, body)
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +304,7 @@ func (b *benchSearch) pageBody(ctx context.Context, client *http.Client, body js
 
 // measure sends b.requests searches from each of c clients and returns
 // the latencies (ms, sorted), the last answer and the request rate.
-func (b *benchSearch) measure(ctx context.Context, client *http.Client, body []byte, c int) ([]float64, searchAnswer, float64, error) {
+func (b *benchSearch) measure(ctx context.Context, client *http.Client, token string, body []byte, c int) ([]float64, searchAnswer, float64, error) {
 	var (
 		mu   sync.Mutex
 		lat  []float64
@@ -248,7 +317,7 @@ func (b *benchSearch) measure(ctx context.Context, client *http.Client, body []b
 		wg.Go(func() {
 			for range b.requests {
 				t := time.Now()
-				ans, err := b.post(ctx, client, body)
+				ans, err := b.post(ctx, client, token, body)
 				d := time.Since(t)
 				if err != nil {
 					errs <- err

@@ -644,3 +644,52 @@ func TestScanLibraryRolesAndClashes(t *testing.T) {
 		t.Fatalf("two folders into one collection with one item id: %v", err)
 	}
 }
+
+// bench search --as compares callers query by query: a line per caller,
+// each with its own pages, and its p50 against the first caller's.
+func TestBenchSearchCompareCallers(t *testing.T) {
+	srv := servertest.Start(t, nil)
+	t.Setenv("TWINSTAC_CONFIG", filepath.Join(t.TempDir(), "config.json"))
+	t.Setenv("TWINSTAC_URL", srv.URL)
+	t.Setenv("TWINSTAC_TOKEN", servertest.AdminToken)
+	dir := t.TempDir()
+	coll := filepath.Join(dir, "coll.json")
+	if err := os.WriteFile(coll, []byte(`{"type":"Collection","stac_version":"1.1.0","id":"bench","description":"d","license":"CC-BY-4.0",
+		"dt:visibility":"public","extent":{"spatial":{"bbox":[[-180,-90,180,90]]},"temporal":{"interval":[[null,null]]}},"links":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, "collections", "create", coll)
+	for i := range 4 {
+		doc := fmt.Sprintf(`{"type":"Feature","stac_version":"1.1.0","id":"b%d","geometry":null,"links":[],"assets":{},
+			"properties":{"datetime":"2026-01-01T00:0%d:00Z"}}`, i, i)
+		if _, errs, code := cliRun(t, doc, "items", "create", "bench", "-"); code != 0 {
+			t.Fatalf("items create: %d %s", code, errs)
+		}
+		if i < 3 { // the anonymous caller sees three, the administrator four
+			cliOK(t, "items", "publish", "bench", fmt.Sprintf("b%d", i))
+		}
+	}
+	queries := filepath.Join(dir, "queries.json")
+	if err := os.WriteFile(queries, []byte(`{"queries":[{"name":"q1","title":"t","body":{"collections":["bench"],"limit":1}}],
+		"paging":{"queries":["q1"],"page":3}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := cliOK(t, "bench", "search", "--url", srv.URL, "--queries", queries, "--clients", "1", "--runs", "2",
+		"--requests", "3", "--warmup", "1", "--as", "admin="+servertest.AdminToken, "--as", "anon=")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[0], "p50/ref") {
+		t.Fatalf("bench search --as:\n%s", out)
+	}
+	for i, want := range [][2]string{{"q1", "admin"}, {"q1", "anon"}, {"q1-page3", "admin"}, {"q1-page3", "anon"}} {
+		f := strings.Fields(lines[i+1])
+		if f[0] != want[0] || f[1] != want[1] || f[3] != "1" {
+			t.Fatalf("line %d: %q, want %s as %s returning 1\n%s", i+1, lines[i+1], want[0], want[1], out)
+		}
+		if want[1] == "admin" && f[len(f)-2] != "1.00" {
+			t.Fatalf("the reference caller's ratio: %q", lines[i+1])
+		}
+	}
+	if _, errs, code := cliRun(t, "", "bench", "search", "--url", srv.URL, "--queries", queries, "--as", "nobody"); code != exitUsage {
+		t.Fatalf("--as without a token: exit %d, %s", code, errs)
+	}
+}
