@@ -123,6 +123,10 @@ type bulkLoad struct {
 
 	// chunk lists the items of the current chunk, for their events.
 	chunk []loaded
+	// owners are the users who own loaded items of their own: the load
+	// records them in item_owners (migration 0021) in place of the
+	// trigger.
+	owners map[string]bool
 	// eof is set once next has returned io.EOF.
 	eof bool
 }
@@ -145,6 +149,9 @@ func (l *bulkLoad) run(ctx context.Context) error {
 	}
 	l.partition = pgx.Identifier{partitionName(key)}
 	if _, err := l.tx.Exec(ctx, bulkLockSQL, l.collection); err != nil {
+		return dbError(err)
+	}
+	if _, err := l.tx.Exec(ctx, `SELECT set_config('twinstac.owners_noted', 'on', true)`); err != nil {
 		return dbError(err)
 	}
 	target := l.partition
@@ -180,6 +187,16 @@ func (l *bulkLoad) run(ctx context.Context) error {
 		}
 		if err := l.writeEvents(ctx, inserted); err != nil {
 			return err
+		}
+	}
+	if len(l.owners) > 0 {
+		owners := make([]string, 0, len(l.owners))
+		for o := range l.owners {
+			owners = append(owners, o)
+		}
+		if _, err := l.tx.Exec(ctx, `INSERT INTO item_owners (owner, collection)
+SELECT o, $2 FROM unnest($1::text[]) AS o ON CONFLICT DO NOTHING`, owners, l.collection); err != nil {
+			return dbError(err)
 		}
 	}
 	// New items take the readers their grants name.
@@ -244,6 +261,12 @@ func (s *bulkSource) Next() (more bool) {
 		content = r.content
 	}
 	s.vals = append(s.vals[:0], l.collection, it.ID, r.state, r.start, r.end, geometry, r.created, r.updated, r.etag, content)
+	if o := it.Owner(); o != "" {
+		if l.owners == nil {
+			l.owners = map[string]bool{}
+		}
+		l.owners[o] = true
+	}
 	l.chunk = append(l.chunk, loaded{id: it.ID, state: catalog.State(r.state), etag: r.etag})
 	return true
 }

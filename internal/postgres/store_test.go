@@ -814,3 +814,43 @@ func TestItemOwners(t *testing.T) {
 		t.Fatalf("item_owners after deleting d = %q", got)
 	}
 }
+
+// A bulk load records its items' owners itself, and the owner trigger
+// (which reads every new document) is skipped for it (migration 0021);
+// other writes go through the trigger.
+func TestBulkLoadSkipsOwnerTrigger(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	insertCollection(t, s, "c")
+	if _, err := s.Pool().Exec(t.Context(), `CREATE TABLE owner_calls (owner text);
+CREATE OR REPLACE FUNCTION note_item_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO owner_calls VALUES (NEW.content #>> ARRAY['properties', 'dt:owner']);
+    INSERT INTO item_owners (owner, collection) VALUES (NEW.content #>> ARRAY['properties', 'dt:owner'], NEW.collection) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$`); err != nil {
+		t.Fatal(err)
+	}
+	owned := func(id, owner string) *catalog.Item {
+		return storetest.Sealed(t, "c", fmt.Sprintf(`{"type":"Feature","id":%q,"geometry":null,
+			"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":%q}}`, id, owner), catalog.StatePublished)
+	}
+	for _, mode := range []catalog.BulkMode{catalog.BulkInsert, catalog.BulkUpsert} {
+		list := []*catalog.Item{owned("a-"+string(mode), "ana"), owned("b-"+string(mode), "bob")}
+		if _, err := s.BulkLoad(t.Context(), "c", mode, items(list)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, s, `SELECT count(*) FROM owner_calls`); n != 0 {
+		t.Fatalf("the owner trigger ran %d times for bulk loads", n)
+	}
+	if n := count(t, s, `SELECT count(*) FROM item_owners WHERE collection = 'c' AND owner IN ('ana', 'bob')`); n != 2 {
+		t.Fatalf("%d owners recorded by the bulk loads, want 2", n)
+	}
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), owned("c", "carl")) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM owner_calls WHERE owner = 'carl'`); n != 1 {
+		t.Fatalf("the owner trigger ran %d times for a single insert, want 1", n)
+	}
+}
