@@ -510,7 +510,7 @@ var prlimitPath = sync.OnceValue(func() string {
 // limits, and what it adds to the environment.
 func (l *Local) launch(script string) (argv, env []string, err error) {
 	direct := []string{script}
-	if !hasShebang(script) {
+	if !HasShebang(script) {
 		direct = []string{"/bin/sh", script}
 	}
 	how := l.Launcher
@@ -551,9 +551,9 @@ func (l *Local) launch(script string) (argv, env []string, err error) {
 	}
 }
 
-// hasShebang reports whether a script starts with "#!"; one that does
-// not runs with /bin/sh.
-func hasShebang(script string) bool {
+// HasShebang reports whether a file starts with "#!": a script the
+// local executor runs as it says; one that does not runs with /bin/sh.
+func HasShebang(script string) bool {
 	f, err := os.Open(script)
 	if err != nil {
 		return false

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twinstac/twinstac/client"
+	"github.com/twinstac/twinstac/workers"
 )
 
 // The folders of a DTaaS asset library, and the kinds of their items.
@@ -57,18 +58,6 @@ type libFile struct {
 	key, role string
 	size      int64
 	checksum  string // multihash sha2-256, as the server records it
-}
-
-// isScript reports whether a file starts with #!.
-func isScript(name string) bool {
-	f, err := os.Open(name)
-	if err != nil {
-		return false
-	}
-	defer func() { _ = f.Close() }()
-	b := make([]byte, 2)
-	n, _ := io.ReadFull(f, b)
-	return n == 2 && string(b) == "#!"
 }
 
 // metadataNames are files without an extension that describe a folder
@@ -176,7 +165,7 @@ func (it *libItem) addFile(abs, rel string) error {
 		return err
 	}
 	switch {
-	case strings.HasPrefix(rel, "lifecycle/") || ext == "" && (st.Mode()&0o111 != 0 || isScript(abs)):
+	case strings.HasPrefix(rel, "lifecycle/") || ext == "" && (st.Mode()&0o111 != 0 || workers.HasShebang(abs)):
 		f.role, f.key = "lifecycle", path.Base(rel)
 	case ext == "" && metadataNames[strings.ToUpper(path.Base(rel))]:
 		f.role = "metadata"

@@ -597,26 +597,21 @@ func TestCLIInterrupted(t *testing.T) {
 // collection may not make two items of one id.
 func TestScanLibraryRolesAndClashes(t *testing.T) {
 	root := t.TempDir()
-	write := func(rel string, mode os.FileMode) {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := rel
-		if strings.HasSuffix(rel, "/plot") {
-			body = "#!/bin/sh\necho plot\n"
-		}
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+	writeFiles(t, root, map[string]string{
+		"digital_twins/tank/LICENSE":          "license",
+		"digital_twins/tank/Makefile":         "all:",
+		"digital_twins/tank/run":              "run",
+		"digital_twins/tank/plot":             "#!/bin/sh\necho plot\n",
+		"digital_twins/tank/lifecycle/create": "create",
+		"digital_twins/tank/model.fmu":        "fmu",
+		"models/tank/model.fmu":               "fmu",
+	})
+	// run is executable; the script under lifecycle/ is not.
+	for rel, mode := range map[string]os.FileMode{"digital_twins/tank/run": 0o755, "digital_twins/tank/lifecycle/create": 0o644} {
+		if err := os.Chmod(filepath.Join(root, filepath.FromSlash(rel)), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("digital_twins/tank/LICENSE", 0o644)
-	write("digital_twins/tank/Makefile", 0o644)
-	write("digital_twins/tank/run", 0o755)
-	write("digital_twins/tank/plot", 0o644)
-	write("digital_twins/tank/lifecycle/create", 0o644)
-	write("digital_twins/tank/model.fmu", 0o644)
-	write("models/tank/model.fmu", 0o644)
 	items, err := scanLibrary(root, nil)
 	if err != nil {
 		t.Fatal(err)

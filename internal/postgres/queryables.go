@@ -59,7 +59,7 @@ func propertyIndexes(key int, part string, p search.IndexedProperty) ([]property
 	}
 	name := func(kind string) string { return fmt.Sprintf("items_c%d_q%s", key, propertyIndexHash(kind, p)) }
 	return []propertyIndex{
-		{name("filter"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)"},
+		{name("filter"), filterIndex(part, typed)},
 		{name("sort"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + sortList + "id, collection)"},
 	}, nil
 }
@@ -81,6 +81,12 @@ func typedProperty(p search.IndexedProperty) (string, error) {
 		return "(cql_bool" + j + ")", nil
 	}
 	return "", catalog.Invalid("", "cannot index a property of type %q", p.Type)
+}
+
+// filterIndex is the DDL (without the name) of a property's filter index
+// on table: its typed value, then the default order.
+func filterIndex(table, typed string) string {
+	return "ON " + pgx.Identifier{table}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)"
 }
 
 // propertyIndexHash names an index of a property. The version names the
@@ -225,7 +231,7 @@ func (s *Store) syncSharedIndexes(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			want["shared_items_q"+propertyIndexHash("filter", p)] = "ON shared_items (" + typed + ", start_dt DESC, id DESC, collection DESC)"
+			want["shared_items_q"+propertyIndexHash("filter", p)] = filterIndex("shared_items", typed)
 		}
 	}
 	existing, err := syncIndexes(ctx, conn, "shared_items", want)

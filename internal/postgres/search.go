@@ -268,10 +268,11 @@ type accessArm struct {
 // and reading cost little, where the partitions of their collections
 // would bring every index of theirs to the planner.
 func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
+	from = "items"
 	if a.shared {
-		return "shared_items AS items", ss.withArm(a.cond, extra...)
+		from = "shared_items AS items"
 	}
-	return "items", ss.withArm(a.cond, extra...)
+	return from, ss.withArm(a.cond, extra...)
 }
 
 // notAny is c and none of the covered conditions (NULL-safe: a NULL is

@@ -762,6 +762,12 @@ func TestItemDatetimeMigration(t *testing.T) {
 	}
 }
 
+// ownedItem is a published item that names its own owner.
+func ownedItem(t *testing.T, coll, id, owner string) *catalog.Item {
+	return storetest.Sealed(t, coll, fmt.Sprintf(`{"type":"Feature","id":%q,"geometry":null,
+		"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":%q}}`, id, owner), catalog.StatePublished)
+}
+
 // item_owners (migration 0019) gets the owner of every item that names
 // one, from the trigger and from the migration's backfill alike, and
 // loses the collections that are deleted.
@@ -770,10 +776,7 @@ func TestItemOwners(t *testing.T) {
 	s := openTestStore(t)
 	insertCollection(t, s, "c")
 	insertCollection(t, s, "d")
-	owned := func(coll, id, owner string) *catalog.Item {
-		return storetest.Sealed(t, coll, fmt.Sprintf(`{"type":"Feature","id":%q,"geometry":null,
-			"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":%q}}`, id, owner), catalog.StatePublished)
-	}
+	owned := func(coll, id, owner string) *catalog.Item { return ownedItem(t, coll, id, owner) }
 	list := []*catalog.Item{owned("c", "a", "ana"), owned("c", "b", "bob"), owned("c", "a2", "ana"),
 		storetest.NewItem(t, "c", "none", t0, "null", catalog.StatePublished)}
 	if _, err := s.BulkLoad(t.Context(), "c", catalog.BulkInsert, items(list)); err != nil {
@@ -831,10 +834,7 @@ BEGIN
 END $$`); err != nil {
 		t.Fatal(err)
 	}
-	owned := func(id, owner string) *catalog.Item {
-		return storetest.Sealed(t, "c", fmt.Sprintf(`{"type":"Feature","id":%q,"geometry":null,
-			"properties":{"datetime":"2024-01-01T00:00:00Z","dt:owner":%q}}`, id, owner), catalog.StatePublished)
-	}
+	owned := func(id, owner string) *catalog.Item { return ownedItem(t, "c", id, owner) }
 	for _, mode := range []catalog.BulkMode{catalog.BulkInsert, catalog.BulkUpsert} {
 		list := []*catalog.Item{owned("a-"+string(mode), "ana"), owned("b-"+string(mode), "bob")}
 		if _, err := s.BulkLoad(t.Context(), "c", mode, items(list)); err != nil {
