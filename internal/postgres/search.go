@@ -593,7 +593,7 @@ func (s *Store) countInSnapshot(ctx context.Context, budget time.Duration, snaps
 		if err != nil {
 			return nil, err
 		}
-		if cost > s.countCostLimit(budget, ss.spatial) {
+		if cost > s.countCostLimit(budget) {
 			return nil, nil
 		}
 	}
@@ -701,27 +701,21 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 	}
 }
 
-// CountCostPerMs and SpatialCountCostPerMs are how many of PostgreSQL's
-// cost units a count gets through in a millisecond on the development
-// machine (docs/benchmarks.md): counts of the benchmark queries ran at
-// 200–700 units/ms, those with exact geometry tests at 130–140. A count
-// whose plan costs more than its budget allows is not started.
-const (
-	CountCostPerMs        = 400
-	SpatialCountCostPerMs = 140
-)
+// CountCostPerMs is how many of PostgreSQL's cost units a count gets
+// through in a millisecond on the development machine
+// (docs/benchmarks.md): counts of the benchmark queries ran at 200–700
+// units/ms, those with exact geometry tests at 415–430 (130–140 before
+// migration 0022, when the planner expected a third of their matches).
+// A count whose plan costs more than its budget allows is not started.
+const CountCostPerMs = 400
 
 // countCostLimit is the most a count's plan may cost to be started
 // within budget.
-func (s *Store) countCostLimit(budget time.Duration, spatial bool) float64 {
+func (s *Store) countCostLimit(budget time.Duration) float64 {
 	if s.countCostOverride > 0 {
 		return s.countCostOverride
 	}
-	perMs := float64(CountCostPerMs)
-	if spatial {
-		perMs = SpatialCountCostPerMs
-	}
-	return float64(budget) / float64(time.Millisecond) * perMs
+	return float64(budget) / float64(time.Millisecond) * CountCostPerMs
 }
 
 // countCost returns the planner's total cost of counting a search's
