@@ -6289,7 +6289,7 @@ type ClientInterface interface {
 
 	// SetCollectionQueryablesWithBody Refine a collection's queryables
 	//
-	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -6298,7 +6298,7 @@ type ClientInterface interface {
 
 	// SetCollectionQueryables Refine a collection's queryables
 	//
-	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -7547,7 +7547,7 @@ func (c *Client) GetCollectionQueryables(ctx context.Context, collectionId strin
 
 // SetCollectionQueryablesWithBody Refine a collection's queryables
 //
-// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 //
 // Takes any type of body and a specified content type.
 //
@@ -7566,7 +7566,7 @@ func (c *Client) SetCollectionQueryablesWithBody(ctx context.Context, collection
 
 // SetCollectionQueryables Refine a collection's queryables
 //
-// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -12799,7 +12799,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetCollectionQueryablesWithBodyWithResponse Refine a collection's queryables
 	//
-	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12808,7 +12808,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetCollectionQueryablesWithResponse Refine a collection's queryables
 	//
-	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+	// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -19305,7 +19305,7 @@ func (c *ClientWithResponses) GetCollectionQueryablesWithResponse(ctx context.Co
 
 // SetCollectionQueryablesWithBodyWithResponse Refine a collection's queryables
 //
-// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -19320,7 +19320,7 @@ func (c *ClientWithResponses) SetCollectionQueryablesWithBodyWithResponse(ctx co
 
 // SetCollectionQueryablesWithResponse Refine a collection's queryables
 //
-// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
+// Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with "x-twinstac-index": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

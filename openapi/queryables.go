@@ -100,7 +100,7 @@ func (s *Server) registerQueryables() {
 			return s.renderCollectionQueryables(ctx, coll.ID)
 		})
 	op := s.operation("setCollectionQueryables", http.MethodPut, "/collections/{collectionId}/queryables", "Item Search",
-		"Refine a collection's queryables", "Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with \"x-twinstac-index\": true and type number, integer, string or boolean is indexed: on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.",
+		"Refine a collection's queryables", "Administrators describe the queryables of a collection with a JSON Schema whose properties replace the derived ones of the same name (titles, descriptions, enums). A property with \"x-twinstac-index\": true and type number, integer, string, boolean or array is indexed (an array for A_CONTAINS): on PostgreSQL the server builds its indexes before it answers (without blocking reads and writes), and drops those of properties no longer marked.",
 		http.StatusOK, 400, 403, 404)
 	op.Security = requiredAuth
 	huma.Register(s.api, op, func(ctx context.Context, in *putQueryablesInput) (*queryablesOutput, error) {

@@ -34,10 +34,11 @@ type QueryableStore interface {
 }
 
 // IndexedProperty is a property a store indexes for filters (equality
-// and ranges on Type's values, with the default order) and for sorting.
+// and ranges on Type's values, with the default order) and for sorting;
+// an array for A_CONTAINS.
 type IndexedProperty struct {
 	Name string
-	// Type is "number", "string" or "boolean".
+	// Type is "number", "string", "boolean" or "array".
 	Type string
 }
 
@@ -184,7 +185,8 @@ func QueryablesDocument(id, title string, derived map[string]any, refined ...jso
 // ParseRefined checks an administrator's queryables document: a JSON
 // object whose properties member maps names to JSON Schema objects. It
 // returns the document and the properties marked indexed, which must
-// name one of the types number, string or boolean. Codes: EINVALID.
+// name one of the types number, integer, string, boolean or array.
+// Codes: EINVALID.
 func ParseRefined(raw []byte) (json.RawMessage, []IndexedProperty, error) {
 	var doc struct {
 		Properties map[string]json.RawMessage `json:"properties"`
@@ -226,9 +228,9 @@ func ParseRefined(raw []byte) (json.RawMessage, []IndexedProperty, error) {
 		switch typ {
 		case "number", "integer":
 			typ = "number"
-		case "string", "boolean":
+		case "string", "boolean", "array":
 		default:
-			return nil, nil, catalog.Invalid(at+"/type", "an indexed queryable has type number, integer, string or boolean")
+			return nil, nil, catalog.Invalid(at+"/type", "an indexed queryable has type number, integer, string, boolean or array")
 		}
 		idx = append(idx, IndexedProperty{Name: name, Type: typ})
 	}

@@ -97,6 +97,13 @@ func propertyPath(lit string) string {
 	return "(content #> ARRAY['properties', " + lit + "])"
 }
 
+// arrayValue reads a JSON value (an SQL expression in parentheses) as an
+// array: NULL unless it is one. The GIN index of an indexed array
+// property (queryables.go) is built on this very expression.
+func arrayValue(sql string) string {
+	return "(CASE WHEN jsonb_typeof" + sql + " = 'array' THEN " + sql + " END)"
+}
+
 // quoteName writes a property name as an SQL string literal. Names are
 // checked first: valid UTF-8, no control characters, at most 256 bytes.
 func quoteName(name string) (string, error) {
@@ -333,7 +340,7 @@ func (c compiler) as(v sqlValue, k kind) string {
 	case v.k == kText && k == kInstant:
 		return "cql_instant_text(" + v.sql + ")"
 	case v.k == kJSON && k == kArray:
-		return "(CASE WHEN jsonb_typeof" + v.sql + " = 'array' THEN " + v.sql + " END)"
+		return arrayValue(v.sql)
 	}
 	return nullOf[k]
 }

@@ -40,14 +40,18 @@ type propertyIndex struct {
 }
 
 // propertyIndexes returns the indexes of an indexed property on
-// partition part: one for filters (the typed value the compiler reads,
-// then the default order, so that an equality on the property pages in
-// that order from the index) and one for sorting (the sort expressions
-// of sortExprs, then the tie-breakers).
+// partition part: one for filters (see filterIndex) and, but for arrays,
+// one for sorting (the sort expressions of sortExprs, then the
+// tie-breakers).
 func propertyIndexes(key int, part string, p search.IndexedProperty) ([]propertyIndex, error) {
-	typed, err := typedProperty(p)
+	filter, err := filterIndex(part, p)
 	if err != nil {
 		return nil, err
+	}
+	name := func(kind string) string { return fmt.Sprintf("items_c%d_q%s", key, propertyIndexHash(kind, p)) }
+	out := []propertyIndex{{name("filter"), filter}}
+	if p.Type == "array" {
+		return out, nil
 	}
 	sortCols, err := sortExprs(search.SortKey{Property: p.Name})
 	if err != nil {
@@ -57,36 +61,36 @@ func propertyIndexes(key int, part string, p search.IndexedProperty) ([]property
 	for _, c := range sortCols {
 		sortList += "(" + c + "), "
 	}
-	name := func(kind string) string { return fmt.Sprintf("items_c%d_q%s", key, propertyIndexHash(kind, p)) }
-	return []propertyIndex{
-		{name("filter"), filterIndex(part, typed)},
-		{name("sort"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + sortList + "id, collection)"},
-	}, nil
+	return append(out, propertyIndex{name("sort"), "ON " + pgx.Identifier{part}.Sanitize() + " (" + sortList + "id, collection)"}), nil
 }
 
-// typedProperty is the typed value of an indexed property as the filter
-// compiler reads it.
-func typedProperty(p search.IndexedProperty) (string, error) {
+// filterIndex is the DDL (without the name) of a property's filter index
+// on table. A number, string or boolean: a B-tree of the typed value the
+// compiler reads, then the default order, so that an equality on the
+// property pages in that order from the index. An array: a GIN index
+// (jsonb_path_ops) of the array the compiler reads, which serves
+// A_CONTAINS (@>) and gives the planner the statistics of the arrays,
+// without which it expects A_* tests to keep one row in a hundred.
+func filterIndex(table string, p search.IndexedProperty) (string, error) {
 	lit, err := quoteName(p.Name)
 	if err != nil {
 		return "", err
 	}
 	j := propertyPath(lit)
+	var typed string
 	switch p.Type {
 	case "number":
-		return "(cql_num" + j + ")", nil
+		typed = "(cql_num" + j + ")"
 	case "string":
-		return `(cql_text` + j + ` COLLATE "C")`, nil
+		typed = `(cql_text` + j + ` COLLATE "C")`
 	case "boolean":
-		return "(cql_bool" + j + ")", nil
+		typed = "(cql_bool" + j + ")"
+	case "array":
+		return "ON " + pgx.Identifier{table}.Sanitize() + " USING gin (" + arrayValue(j) + " jsonb_path_ops)", nil
+	default:
+		return "", catalog.Invalid("", "cannot index a property of type %q", p.Type)
 	}
-	return "", catalog.Invalid("", "cannot index a property of type %q", p.Type)
-}
-
-// filterIndex is the DDL (without the name) of a property's filter index
-// on table: its typed value, then the default order.
-func filterIndex(table, typed string) string {
-	return "ON " + pgx.Identifier{table}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)"
+	return "ON " + pgx.Identifier{table}.Sanitize() + " (" + typed + ", start_dt DESC, id DESC, collection DESC)", nil
 }
 
 // propertyIndexHash names an index of a property. The version names the
@@ -227,11 +231,11 @@ func (s *Store) syncSharedIndexes(ctx context.Context) error {
 			continue // a document stored before its rules changed; it indexes nothing here
 		}
 		for _, p := range idx {
-			typed, err := typedProperty(p)
+			ddl, err := filterIndex("shared_items", p)
 			if err != nil {
 				continue
 			}
-			want["shared_items_q"+propertyIndexHash("filter", p)] = filterIndex("shared_items", typed)
+			want["shared_items_q"+propertyIndexHash("filter", p)] = ddl
 		}
 	}
 	existing, err := syncIndexes(ctx, conn, "shared_items", want)

@@ -47,7 +47,11 @@ func TestIndexedQueryables(t *testing.T) {
 	insertCollection(t, s, "eo")
 	var items []*catalog.Item
 	for i := range 3000 {
-		raw := fmt.Sprintf(`{"type":"Feature","id":"i%04d","geometry":null,"properties":{"datetime":"2024-01-01T00:00:00Z","platform":"p%d","cloud":%d}}`, i, i%50, i%100)
+		kw := fmt.Sprintf(`"k%d","all"`, i%40)
+		if i%500 == 0 {
+			kw += `,"rare"`
+		}
+		raw := fmt.Sprintf(`{"type":"Feature","id":"i%04d","geometry":null,"properties":{"datetime":"2024-01-01T00:00:00Z","platform":"p%d","cloud":%d,"keywords":[%s]}}`, i, i%50, i%100, kw)
 		items = append(items, storetest.Sealed(t, "eo", raw, catalog.StatePublished))
 	}
 	if err := s.Update(ctx, func(tx catalog.Tx) error {
@@ -63,7 +67,8 @@ func TestIndexedQueryables(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, "ANALYZE items"); err != nil {
 		t.Fatal(err)
 	}
-	doc := json.RawMessage(`{"properties":{"platform":{"type":"string","x-twinstac-index":true},"cloud":{"type":"integer","x-twinstac-index":true}}}`)
+	doc := json.RawMessage(`{"properties":{"platform":{"type":"string","x-twinstac-index":true},"cloud":{"type":"integer","x-twinstac-index":true},
+		"keywords":{"type":"array","x-twinstac-index":true}}}`)
 	_, idx, err := search.ParseRefined(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +76,13 @@ func TestIndexedQueryables(t *testing.T) {
 	if err := s.SetQueryables(ctx, "eo", doc, idx); err != nil {
 		t.Fatal(err)
 	}
-	if got := propertyIndexes(t, s); len(got) != 4 {
-		t.Fatalf("indexes after marking two properties: %v", got)
+	if got := propertyIndexes(t, s); len(got) != 5 {
+		t.Fatalf("indexes after marking three properties (an array has no sort index): %v", got)
 	}
 	// The copies of shared items get the filter index of each property
 	// some collection marks, for as long as one does.
-	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 2 {
-		t.Fatalf("shared_items indexes after marking two properties: %v", got)
+	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 3 {
+		t.Fatalf("shared_items indexes after marking three properties: %v", got)
 	}
 	insertCollection(t, s, "eo2")
 	platform := json.RawMessage(`{"properties":{"platform":{"type":"string","x-twinstac-index":true}}}`)
@@ -88,7 +93,7 @@ func TestIndexedQueryables(t *testing.T) {
 	if err := s.SetQueryables(ctx, "eo2", platform, pidx); err != nil {
 		t.Fatal(err)
 	}
-	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 2 {
+	if got := indexesLike(t, s, "^shared_items_q"); len(got) != 3 {
 		t.Fatalf("shared_items indexes after a second collection marks one of them: %v", got)
 	}
 	back, err := s.Queryables(ctx, "eo")
@@ -114,6 +119,44 @@ func TestIndexedQueryables(t *testing.T) {
 		}
 		if !strings.Contains(plan, "_q") {
 			t.Errorf("the plan does not use a property index:\n%s", plan)
+		}
+	}
+	// The planner knows from the GIN index's statistics how many arrays
+	// hold a value (75 of 3,000 hold "k7", all of them "all"; without
+	// them it expects 1 in 100), and reads the index for a rare one (6
+	// hold "rare").
+	if _, err := s.Pool().Exec(ctx, "ANALYZE items"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		filter   string
+		min, max int
+		index    bool
+	}{{`A_CONTAINS(keywords, ('k7'))`, 50, 150, false}, {`A_CONTAINS(keywords, ('all'))`, 2500, 3100, false}, {`A_CONTAINS(keywords, ('rare'))`, 1, 20, true}} {
+		e, err := cql2.ParseText(c.filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := search.Query{Filter: e, Limit: 10}
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := s.ExplainSearch(ctx, &q, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := expectedRows(t, strings.Split(plan, "\n")); n < c.min || n > c.max {
+			t.Errorf("%s: the planner expects %d matches, want %d–%d:\n%s", c.filter, n, c.min, c.max, plan)
+		}
+		if c.index && !strings.Contains(plan, "_q") {
+			t.Errorf("%s: the plan does not use the array's index:\n%s", c.filter, plan)
+		}
+		p, err := s.Search(ctx, &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(10, c.max); len(p.Items) != want && len(p.Items) != 6 {
+			t.Errorf("%s: %d items, want %d", c.filter, len(p.Items), want)
 		}
 	}
 	// Setting it again is a no-op; unmarking drops the indexes.
