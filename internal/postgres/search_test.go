@@ -170,3 +170,66 @@ func openAnalyzedStore(t *testing.T) (*postgres.Store, func() *pgx.Conn) {
 		return conn
 	}
 }
+
+// A search that reads every partition whatever its values (no condition
+// but the states and the page cursor, as an administrator) runs a
+// prepared statement with a generic plan, made once per connection; any
+// other search is planned for its values.
+func TestSearchGenericPlan(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url)
+	s, err := postgres.Open(t.Context(), url+"&pool_max_conns=1", postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	insertCollection(t, s, "c")
+	var list []*catalog.Item
+	for i := range 30 {
+		list = append(list, storetest.NewItem(t, "c", fmt.Sprintf("i%02d", i), t0.Add(time.Duration(i)*time.Minute), "null", catalog.StatePublished))
+	}
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItems(t.Context(), "c", list) }); err != nil {
+		t.Fatal(err)
+	}
+	plans := func() (generic, custom int64) {
+		t.Helper()
+		err := s.Pool().QueryRow(t.Context(), `SELECT COALESCE(sum(generic_plans), 0), COALESCE(sum(custom_plans), 0)
+			FROM pg_prepared_statements WHERE statement LIKE 'SELECT collection, id, state%'`).Scan(&generic, &custom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return generic, custom
+	}
+	search1 := func(q search.Query) *search.Page {
+		t.Helper()
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Search(t.Context(), &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := search1(search.Query{Limit: 10})
+	if len(first.Items) != 10 || first.Items[0].ID != "i29" {
+		t.Fatalf("first page: %d items, first %v", len(first.Items), first.Items)
+	}
+	next := search1(search.Query{Limit: 10, After: first.Next})
+	if len(next.Items) != 10 || next.Items[0].ID != "i19" {
+		t.Fatalf("second page: %d items, first %v", len(next.Items), next.Items)
+	}
+	search1(search.Query{Limit: 10})
+	if g, c := plans(); g != 3 || c != 0 {
+		t.Fatalf("after three pages without conditions: %d generic and %d custom plans of prepared search statements, want 3 and 0", g, c)
+	}
+	search1(search.Query{Limit: 10, Collections: []string{"c"}})
+	search1(search.Query{Limit: 10, IDs: []string{"i01"}})
+	if g, c := plans(); g != 3 || c != 0 {
+		t.Fatalf("searches with conditions: %d generic and %d custom plans of prepared search statements, want them unprepared", g, c)
+	}
+}
