@@ -62,11 +62,15 @@ type searchSQL struct {
 	// serves. Statements that read every match test the range instead.
 	timeConds []string
 	rangeCond string
-	// generic is set when the page statement reads every partition
+	// generic is set when the page statement reads the same partitions
 	// whatever its values: no condition but the states (and the page
-	// cursor), no access rules, no residual. Its plan is then made once
-	// per connection (see genericPage).
+	// cursor) and no residual; every partition without access rules, and
+	// under them the partitions the arms name (see armSource). Its plan
+	// is then made once per connection (see genericPage).
 	generic bool
+	// parts are the partitions (collection → table) that a generic
+	// statement's access arms read (see armSource); nil otherwise.
+	parts map[string]string
 }
 
 // everyMatch returns the search as statements that read every match
@@ -165,7 +169,7 @@ func compileSearch(q *search.Query, owned []string) (*searchSQL, error) {
 			return nil, err
 		}
 	}
-	s.generic = s.arms == nil && s.residual == nil && len(s.where) == 1
+	s.generic = s.residual == nil && len(s.where) == 1 && armsByCollection(s.arms)
 	return s, nil
 }
 
@@ -218,11 +222,11 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 	readable, drafts := within(a.Collections), within(a.Drafts)
 	if len(readable) > 0 {
 		c := "(state <> 'draft' AND collection = ANY(" + args.add(readable) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c, colls: readable}), append(covered, c)
 	}
 	if len(drafts) > 0 {
 		c := "(state = 'draft' AND collection = ANY(" + args.add(drafts) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c, colls: drafts}), append(covered, c)
 	}
 	// Shared items carry the policies that share them in readers
 	// (migration 0012), and their copies in shared_items (migration 0020)
@@ -254,7 +258,7 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 		// only.
 		c := "(collection = ANY(" + args.add(owned) + "::text[]) AND content #>> ARRAY['properties', 'dt:owner'] = " +
 			args.add(a.Owner) + "::text)"
-		arms = append(arms, accessArm{cond: notAny(c, covered)})
+		arms = append(arms, accessArm{cond: notAny(c, covered), colls: owned, owned: true})
 	}
 	if len(arms) == 0 {
 		return []accessArm{{cond: "false"}}
@@ -267,6 +271,12 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 type accessArm struct {
 	cond   string
 	shared bool
+	// colls are the collections the arm reads items of (nil: the shared
+	// arm, or the arm of nothing). Generic statements name their
+	// partitions (see armSource).
+	colls []string
+	// owned is set on the arm of the caller's own items.
+	owned bool
 }
 
 // armSource returns the FROM source and WHERE clause that read one arm's
@@ -274,10 +284,28 @@ type accessArm struct {
 // copies in shared_items (migration 0020): a small table whose planning
 // and reading cost little, where the partitions of their collections
 // would bring every index of theirs to the planner.
+//
+// With partitions (the tables of the collections' items, for a generic
+// statement), an arm of some collections reads their partitions by name:
+// the statement then says which partitions it reads, and its generic plan
+// covers those only, where one of items would cover every partition of
+// the catalog. The arm's condition still names the collections, so a
+// partition named in excess adds no rows.
 func (ss *searchSQL) armSource(a accessArm, extra ...string) (from, where string) {
 	from = "items"
-	if a.shared {
+	switch {
+	case a.shared:
 		from = "shared_items AS items"
+	case ss.parts != nil && len(a.colls) > 0:
+		tables := make([]string, len(a.colls))
+		for i, c := range a.colls {
+			tables[i] = pgx.Identifier{ss.parts[c]}.Sanitize()
+		}
+		if len(tables) == 1 {
+			from = tables[0] + " AS items"
+		} else {
+			from = "(SELECT * FROM " + strings.Join(tables, " UNION ALL SELECT * FROM ") + ") AS items"
+		}
 	}
 	return from, ss.withArm(a.cond, extra...)
 }
@@ -463,7 +491,21 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 		return nil, err
 	}
 	if !q.Count {
+		if ss.generic && ss.arms != nil {
+			if ss.parts, err = s.partitions(ctx, ss.armCollections()); err != nil {
+				return nil, err
+			}
+			ss.generic = ss.parts != nil
+		}
 		items, err := ss.page(noCancel(ctx), s.pool)
+		if pgCode(err) == codeUndefinedTable && ss.parts != nil {
+			// A collection was deleted (by another server) since its
+			// partition was looked up: forget them, and plan for the
+			// values this once.
+			s.forgetPartitions()
+			ss.generic, ss.parts = false, nil
+			items, err = ss.page(noCancel(ctx), s.pool)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -904,12 +946,91 @@ func postgisInputError(err error) (string, bool) {
 	return "", false
 }
 
-// genericPage reads a page whose statement reads every partition
+// armsByCollection reports whether every access arm reads whole
+// collections (their non-drafts or their drafts). The arms of shared and
+// of owned items are left to plans for their values: how many items a
+// caller has shared with it or owns decides between walking the order
+// index and fetching them through their own index, and a generic plan
+// would choose once for every caller.
+func armsByCollection(arms []accessArm) bool {
+	for _, a := range arms {
+		if a.shared || a.owned {
+			return false
+		}
+	}
+	return true
+}
+
+// armCollections returns the collections the access arms read items of.
+func (ss *searchSQL) armCollections() []string {
+	var out []string
+	for _, a := range ss.arms {
+		for _, c := range a.colls {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// partitions returns the partition of each collection (collection →
+// table), from a cache the store keeps: a collection's partition is
+// named after its key, which is never reused. nil when one of them has
+// none (a collection deleted meanwhile).
+func (s *Store) partitions(ctx context.Context, colls []string) (map[string]string, error) {
+	out := make(map[string]string, len(colls))
+	var missing []string
+	s.partsMu.Lock()
+	for _, c := range colls {
+		if t, ok := s.parts[c]; ok {
+			out[c] = t
+		} else {
+			missing = append(missing, c)
+		}
+	}
+	s.partsMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, 'items_c' || key FROM collections WHERE id = ANY($1)`, missing)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	var id, table string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &table}, func() error {
+		out[id] = table
+		return nil
+	}); err != nil {
+		return nil, dbError(err)
+	}
+	if len(out) < len(colls) {
+		return nil, nil
+	}
+	s.partsMu.Lock()
+	if s.parts == nil || len(s.parts) > 10000 {
+		s.parts = map[string]string{}
+	}
+	for _, c := range missing {
+		s.parts[c] = out[c]
+	}
+	s.partsMu.Unlock()
+	return out, nil
+}
+
+// forgetPartitions empties the cache of partitions.
+func (s *Store) forgetPartitions() {
+	s.partsMu.Lock()
+	s.parts = nil
+	s.partsMu.Unlock()
+}
+
+// genericPage reads a page whose statement reads the same partitions
 // whatever its values (searchSQL.generic) through a prepared statement
 // with a generic plan, made on a connection's first such page and kept
-// with the statement: planning such a statement over every partition
-// and its dozen indexes cost about 0.3 ms of a 1.5 ms first page, and a
-// plan for its values would be the same plan. The server's connections
+// with the statement: planning such a statement over its partitions and
+// their dozen indexes each cost about 0.3 ms of a 1.5 ms first page, and
+// a plan for its values would be the same plan. The server's connections
 // plan each execution for its values (plan_cache_mode, see Open), so the
 // statement runs in a read-only transaction that says otherwise, sent
 // with it in one round trip.

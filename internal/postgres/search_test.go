@@ -232,4 +232,50 @@ func TestSearchGenericPlan(t *testing.T) {
 	if g, c := plans(); g != 3 || c != 0 {
 		t.Fatalf("searches with conditions: %d generic and %d custom plans of prepared search statements, want them unprepared", g, c)
 	}
+	// Under read rules the statement names the partitions it reads.
+	insertCollection(t, s, "d")
+	d := storetest.NewItem(t, "d", "d1", t0.Add(time.Hour), "null", catalog.StatePublished)
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), d) }); err != nil {
+		t.Fatal(err)
+	}
+	reader := &search.Access{Collections: []string{"c"}}
+	if p := search1(search.Query{Limit: 10, Access: reader}); len(p.Items) != 10 || p.Items[0].ID != "i29" {
+		t.Fatalf("reader of c: %d items, first %v", len(p.Items), p.Items)
+	}
+	both := &search.Access{Collections: []string{"c", "d"}}
+	if p := search1(search.Query{Limit: 10, Access: both}); len(p.Items) != 10 || p.Items[0].ID != "d1" || p.Items[1].ID != "i29" {
+		t.Fatalf("reader of c and d: %d items, first %v", len(p.Items), p.Items)
+	}
+	if g, c := plans(); g != 5 || c != 0 {
+		t.Fatalf("after two searches under read rules: %d generic and %d custom plans, want 5 and 0", g, c)
+	}
+	// Shared and owned items are planned for their values.
+	sharer := &search.Access{Collections: []string{"c"}, Shares: []search.Share{{Policy: "p", Items: []search.ItemRef{{Collection: "d", ID: "d1"}}}}}
+	owner := &search.Access{Collections: []string{"c"}, Owner: "olga"}
+	search1(search.Query{Limit: 10, Access: owner}) // olga owns nothing yet: the arm of c only
+	generic, _ := plans()
+	mine := storetest.Sealed(t, "d", `{"type":"Feature","id":"o1","geometry":null,"properties":{"datetime":"2024-06-01T12:00:00Z","dt:owner":"olga"}}`, catalog.StatePublished)
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), mine) }); err != nil {
+		t.Fatal(err)
+	}
+	search1(search.Query{Limit: 10, Access: sharer})
+	if p := search1(search.Query{Limit: 10, Access: owner}); len(p.Items) != 10 || p.Items[0].ID != "o1" {
+		t.Fatalf("olga's search: %d items, first %v", len(p.Items), p.Items)
+	}
+	if g, c := plans(); g != generic || c != 0 {
+		t.Fatalf("after searches with shared and owned items: %d generic and %d custom plans of prepared statements, want %d and 0", g, c, generic)
+	}
+	// A collection deleted and made again has a new partition: the
+	// search finds it all the same.
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.DeleteCollection(t.Context(), "d") }); err != nil {
+		t.Fatal(err)
+	}
+	insertCollection(t, s, "d")
+	d2 := storetest.NewItem(t, "d", "d2", t0.Add(2*time.Hour), "null", catalog.StatePublished)
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), d2) }); err != nil {
+		t.Fatal(err)
+	}
+	if p := search1(search.Query{Limit: 10, Access: both}); len(p.Items) != 10 || p.Items[0].ID != "d2" || p.Items[1].ID != "i29" {
+		t.Fatalf("reader of c and the new d: %d items, first %v", len(p.Items), p.Items)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,9 @@ type Store struct {
 	timings *queryTimings
 	// countCostOverride, when positive, replaces countCostLimit (tests).
 	countCostOverride float64
+	// parts caches the partition of each collection (see partitions).
+	partsMu sync.Mutex
+	parts   map[string]string
 }
 
 var _ catalog.Store = (*Store)(nil)
