@@ -19,11 +19,7 @@ var _ search.Aggregator = (*Store)(nil)
 // matches instead and aggregates them in Go.
 // Codes: EINVALID, EUNAVAILABLE.
 func (s *Store) Aggregate(ctx context.Context, q *search.Query, specs []search.AggSpec) ([]search.AggResult, error) {
-	owned, err := s.ownedCollections(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	ss, err := compileSearch(q, owned)
+	ss, err := s.compile(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,12 +192,8 @@ func (l *bulkLoad) run(ctx context.Context) error {
 		}
 	}
 	if len(l.owners) > 0 {
-		owners := make([]string, 0, len(l.owners))
-		for o := range l.owners {
-			owners = append(owners, o)
-		}
 		if _, err := l.tx.Exec(ctx, `INSERT INTO item_owners (owner, collection)
-SELECT o, $2 FROM unnest($1::text[]) AS o ON CONFLICT DO NOTHING`, owners, l.collection); err != nil {
+SELECT o, $2 FROM unnest($1::text[]) AS o ON CONFLICT DO NOTHING`, slices.Collect(maps.Keys(l.owners)), l.collection); err != nil {
 			return dbError(err)
 		}
 	}

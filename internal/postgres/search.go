@@ -42,6 +42,9 @@ func scanSearchItem(row pgx.Row) (*catalog.Item, error) {
 	return it, nil
 }
 
+// collectSearchItem is scanSearchItem for pgx.CollectRows.
+func collectSearchItem(row pgx.CollectableRow) (*catalog.Item, error) { return scanSearchItem(row) }
+
 // searchSQL is a search compiled to SQL: the WHERE clause without the
 // page cursor, the residual filter the evaluator applies, and the sort.
 type searchSQL struct {
@@ -258,7 +261,7 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 		// only.
 		c := "(collection = ANY(" + args.add(owned) + "::text[]) AND content #>> ARRAY['properties', 'dt:owner'] = " +
 			args.add(a.Owner) + "::text)"
-		arms = append(arms, accessArm{cond: notAny(c, covered), colls: owned, owned: true})
+		arms = append(arms, accessArm{cond: notAny(c, covered), owned: true})
 	}
 	if len(arms) == 0 {
 		return []accessArm{{cond: "false"}}
@@ -271,8 +274,8 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 type accessArm struct {
 	cond   string
 	shared bool
-	// colls are the collections the arm reads items of (nil: the shared
-	// arm, or the arm of nothing). Generic statements name their
+	// colls are the collections whose non-drafts or drafts the arm
+	// reads (nil for the other arms). Generic statements name their
 	// partitions (see armSource).
 	colls []string
 	// owned is set on the arm of the caller's own items.
@@ -482,11 +485,7 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 	if q.After != nil && q.Before != nil {
 		return nil, catalog.Errorf(catalog.EINVALID, "a page has either an after or a before cursor, not both")
 	}
-	owned, err := s.ownedCollections(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	ss, err := compileSearch(q, owned)
+	ss, err := s.compile(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -497,14 +496,14 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 			}
 			ss.generic = ss.parts != nil
 		}
-		items, err := ss.page(noCancel(ctx), s.pool)
+		items, err := s.readPage(noCancel(ctx), ss)
 		if pgCode(err) == codeUndefinedTable && ss.parts != nil {
 			// A collection was deleted (by another server) since its
 			// partition was looked up: forget them, and plan for the
 			// values this once.
 			s.forgetPartitions()
 			ss.generic, ss.parts = false, nil
-			items, err = ss.page(noCancel(ctx), s.pool)
+			items, err = s.readPage(noCancel(ctx), ss)
 		}
 		if err != nil {
 			return nil, err
@@ -568,6 +567,16 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 		return nil, ctx.Err()
 	}
 	return page, nil
+}
+
+// compile compiles a prepared query for this store: the arm of the
+// caller's owned items reads the collections where it owns items.
+func (s *Store) compile(ctx context.Context, q *search.Query) (*searchSQL, error) {
+	owned, err := s.ownedCollections(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return compileSearch(q, owned)
 }
 
 // ownedCollections returns the collections in which the caller of a
@@ -707,12 +716,32 @@ func (ss *searchSQL) orArms() string {
 	return "(" + strings.Join(conds, " OR ") + ")"
 }
 
+// cursor returns the query's page cursor and whether the page is read
+// backwards (from a prev link).
+func (ss *searchSQL) cursor() (*search.Cursor, bool) {
+	if ss.q.Before != nil {
+		return ss.q.Before, true
+	}
+	return ss.q.After, false
+}
+
+// readPage reads a page outside a transaction: on a generic plan when
+// the statement allows (see genericPage), else as page does.
+func (s *Store) readPage(ctx context.Context, ss *searchSQL) ([]*catalog.Item, error) {
+	if !ss.generic {
+		return ss.page(ctx, s.pool)
+	}
+	cur, backward := ss.cursor()
+	sql, args, err := ss.pageSQL(cur, backward, ss.q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return genericPage(ctx, s.pool, sql, args)
+}
+
 // page reads up to Limit+1 matching rows in the read order.
 func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, error) {
-	cur, backward := ss.q.After, false
-	if ss.q.Before != nil {
-		cur, backward = ss.q.Before, true
-	}
+	cur, backward := ss.cursor()
 	want := ss.q.Limit + 1
 	var out []*catalog.Item
 	for {
@@ -724,14 +753,11 @@ func (ss *searchSQL) page(ctx context.Context, q querier) ([]*catalog.Item, erro
 		if err != nil {
 			return nil, err
 		}
-		if pool, ok := q.(*pgxpool.Pool); ok && ss.generic {
-			return genericPage(ctx, pool, sql, args)
-		}
 		rows, err := q.Query(ctx, sql, customPlan(args)...)
 		if err != nil {
 			return nil, searchError(err)
 		}
-		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*catalog.Item, error) { return scanSearchItem(r) })
+		items, err := pgx.CollectRows(rows, collectSearchItem)
 		if err != nil {
 			return nil, searchError(err)
 		}
@@ -888,18 +914,11 @@ func searchError(err error) error {
 // when analyze is set), for benchmarks and for checking that indexes are
 // used.
 func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze, count bool) (string, error) {
-	owned, err := s.ownedCollections(ctx, q)
+	ss, err := s.compile(ctx, q)
 	if err != nil {
 		return "", err
 	}
-	ss, err := compileSearch(q, owned)
-	if err != nil {
-		return "", err
-	}
-	cur, backward := q.After, false
-	if q.Before != nil {
-		cur, backward = q.Before, true
-	}
+	cur, backward := ss.cursor()
 	sql, args, err := ss.pageSQL(cur, backward, q.Limit+1)
 	if err != nil {
 		return "", err
@@ -1051,7 +1070,7 @@ func genericPage(ctx context.Context, pool *pgxpool.Pool, sql string, args []any
 	if err != nil {
 		return nil, searchError(err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*catalog.Item, error) { return scanSearchItem(r) })
+	items, err := pgx.CollectRows(rows, collectSearchItem)
 	if err != nil {
 		return nil, searchError(err)
 	}

@@ -142,19 +142,10 @@ var rowsRE = regexp.MustCompile(`rows=(\d+)`)
 // schema, closed when the test ends.
 func openAnalyzedStore(t *testing.T) (*postgres.Store, func() *pgx.Conn) {
 	t.Helper()
-	url := testURL(t)
-	schema := newSchema(t, url)
-	s, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s, schema := openSchemaStore(t, "")
 	return s, func() *pgx.Conn {
 		t.Helper()
-		cfg, err := pgx.ParseConfig(url)
+		cfg, err := pgx.ParseConfig(testURL(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,16 +168,7 @@ func openAnalyzedStore(t *testing.T) (*postgres.Store, func() *pgx.Conn) {
 // other search is planned for its values.
 func TestSearchGenericPlan(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url)
-	s, err := postgres.Open(t.Context(), url+"&pool_max_conns=1", postgres.Options{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := openSchemaStore(t, "&pool_max_conns=1")
 	insertCollection(t, s, "c")
 	var list []*catalog.Item
 	for i := range 30 {

@@ -61,9 +61,17 @@ func newSchema(t testing.TB, url string) string {
 // (after the store is closed) when the test ends.
 func openTestStore(t testing.TB) *postgres.Store {
 	t.Helper()
+	s, _ := openSchemaStore(t, "")
+	return s
+}
+
+// openSchemaStore is openTestStore with params added to the test URL
+// (such as "&pool_max_conns=1"); it returns the schema too.
+func openSchemaStore(t testing.TB, params string) (*postgres.Store, string) {
+	t.Helper()
 	url := testURL(t)
 	schema := newSchema(t, url)
-	s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	s, err := postgres.Open(context.Background(), url+params, postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -71,7 +79,7 @@ func openTestStore(t testing.TB) *postgres.Store {
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	return s
+	return s, schema
 }
 
 func TestContract(t *testing.T) {
