@@ -166,6 +166,37 @@ func openAnalyzedStore(t *testing.T) (*postgres.Store, func() *pgx.Conn) {
 // but the states and the page cursor, as an administrator) runs a
 // prepared statement with a generic plan, made once per connection; any
 // other search is planned for its values.
+// TestSearchPagesUnprepared checks that a server whose connections may
+// switch prepared statements to generic plans (plan_cache_mode other than
+// force_custom_plan, given in the URL) runs the pages that need plans for
+// their values as unnamed statements.
+func TestSearchPagesUnprepared(t *testing.T) {
+	t.Parallel()
+	s, _ := openSchemaStore(t, "&pool_max_conns=1&plan_cache_mode=auto")
+	insertCollection(t, s, "c")
+	it := storetest.NewItem(t, "c", "i1", t0, "null", catalog.StatePublished)
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), it) }); err != nil {
+		t.Fatal(err)
+	}
+	for range 7 {
+		q := search.Query{Limit: 10, Collections: []string{"c"}}
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.Search(t.Context(), &q); err != nil || len(p.Items) != 1 {
+			t.Fatalf("search: %v, %v", p, err)
+		}
+	}
+	var n int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM pg_prepared_statements
+		WHERE statement LIKE 'SELECT collection, id, state%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d prepared search statements under plan_cache_mode=auto, want none", n)
+	}
+}
+
 func TestSearchGenericPlan(t *testing.T) {
 	t.Parallel()
 	s, _ := openSchemaStore(t, "&pool_max_conns=1")
@@ -211,8 +242,8 @@ func TestSearchGenericPlan(t *testing.T) {
 	}
 	search1(search.Query{Limit: 10, Collections: []string{"c"}})
 	search1(search.Query{Limit: 10, IDs: []string{"i01"}})
-	if g, c := plans(); g != 3 || c != 0 {
-		t.Fatalf("searches with conditions: %d generic and %d custom plans of prepared search statements, want them unprepared", g, c)
+	if g, c := plans(); g != 3 || c != 2 {
+		t.Fatalf("searches with conditions: %d generic and %d custom plans of prepared search statements, want 3 and 2 (each planned for its values)", g, c)
 	}
 	// Under read rules the statement names the partitions it reads.
 	insertCollection(t, s, "d")
@@ -228,14 +259,14 @@ func TestSearchGenericPlan(t *testing.T) {
 	if p := search1(search.Query{Limit: 10, Access: both}); len(p.Items) != 10 || p.Items[0].ID != "d1" || p.Items[1].ID != "i29" {
 		t.Fatalf("reader of c and d: %d items, first %v", len(p.Items), p.Items)
 	}
-	if g, c := plans(); g != 5 || c != 0 {
-		t.Fatalf("after two searches under read rules: %d generic and %d custom plans, want 5 and 0", g, c)
+	if g, c := plans(); g != 5 || c != 2 {
+		t.Fatalf("after two searches under read rules: %d generic and %d custom plans, want 5 and 2", g, c)
 	}
 	// Shared and owned items are planned for their values.
 	sharer := &search.Access{Collections: []string{"c"}, Shares: []search.Share{{Policy: "p", Items: []search.ItemRef{{Collection: "d", ID: "d1"}}}}}
 	owner := &search.Access{Collections: []string{"c"}, Owner: "olga"}
 	search1(search.Query{Limit: 10, Access: owner}) // olga owns nothing yet: the arm of c only
-	generic, _ := plans()
+	generic, custom := plans()
 	mine := storetest.Sealed(t, "d", `{"type":"Feature","id":"o1","geometry":null,"properties":{"datetime":"2024-06-01T12:00:00Z","dt:owner":"olga"}}`, catalog.StatePublished)
 	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), mine) }); err != nil {
 		t.Fatal(err)
@@ -244,8 +275,8 @@ func TestSearchGenericPlan(t *testing.T) {
 	if p := search1(search.Query{Limit: 10, Access: owner}); len(p.Items) != 10 || p.Items[0].ID != "o1" {
 		t.Fatalf("olga's search: %d items, first %v", len(p.Items), p.Items)
 	}
-	if g, c := plans(); g != generic || c != 0 {
-		t.Fatalf("after searches with shared and owned items: %d generic and %d custom plans of prepared statements, want %d and 0", g, c, generic)
+	if g, c := plans(); g != generic || c != custom+2 {
+		t.Fatalf("after searches with shared and owned items: %d generic and %d custom plans of prepared statements, want %d and %d", g, c, generic, custom+2)
 	}
 	// A collection deleted and made again has a new partition: the
 	// search finds it all the same.

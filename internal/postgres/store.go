@@ -38,6 +38,9 @@ type Store struct {
 	// parts caches the partition of each collection (see partitions).
 	partsMu sync.Mutex
 	parts   map[string]string
+	// preparedPages is set when search pages keep their statements
+	// prepared on the connections (see preparedPages).
+	preparedPages bool
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -92,7 +95,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, dbError(err)
 	}
-	s := &Store{pool: pool, schema: opts.Schema, timings: timings}
+	s := &Store{pool: pool, schema: opts.Schema, timings: timings, preparedPages: preparedPages(params["plan_cache_mode"])}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
