@@ -77,6 +77,9 @@ type searchSQL struct {
 	// prepared is set when pages keep their statements prepared (see
 	// preparedPages).
 	prepared bool
+	// probe is the owner whose owned collections the page reads again
+	// with its statement (see searchPage); "" for none.
+	probe string
 }
 
 // everyMatch returns the search as statements that read every match
@@ -490,33 +493,16 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 	if q.After != nil && q.Before != nil {
 		return nil, catalog.Errorf(catalog.EINVALID, "a page has either an after or a before cursor, not both")
 	}
-	ss, err := s.compile(ctx, q)
-	if err != nil {
-		return nil, err
-	}
 	if !q.Count {
-		// The arms of whole collections read their partitions by name
-		// (see armSource): a generic plan then covers those only, and a
-		// plan for the values is made without pruning the others.
-		if colls := ss.armCollections(); len(colls) > 0 {
-			if ss.parts, err = s.partitions(ctx, colls); err != nil {
-				return nil, err
-			}
-		}
-		ss.generic = ss.generic && (ss.arms == nil || ss.parts != nil)
-		items, err := s.readPage(noCancel(ctx), ss)
-		if pgCode(err) == codeUndefinedTable && ss.parts != nil {
-			// A collection was deleted (by another server) since its
-			// partition was looked up: forget them, and plan for the
-			// values this once.
-			s.forgetPartitions()
-			ss.generic, ss.parts = false, nil
-			items, err = s.readPage(noCancel(ctx), ss)
-		}
+		items, err := s.searchPage(noCancel(ctx), q)
 		if err != nil {
 			return nil, err
 		}
 		return search.NewPage(items, q), nil
+	}
+	ss, err := s.compile(ctx, q)
+	if err != nil {
+		return nil, err
 	}
 	// The page and the count read one snapshot: the page's transaction
 	// exports it and the count, on a second connection, imports it, so
@@ -584,6 +570,11 @@ func (s *Store) compile(ctx context.Context, q *search.Query) (*searchSQL, error
 	if err != nil {
 		return nil, err
 	}
+	return s.compileOwned(q, owned)
+}
+
+// compileOwned is compile with the caller's owned collections given.
+func (s *Store) compileOwned(q *search.Query, owned []string) (*searchSQL, error) {
 	ss, err := compileSearch(q, owned)
 	if err != nil {
 		return nil, err
@@ -591,6 +582,99 @@ func (s *Store) compile(ctx context.Context, q *search.Query) (*searchSQL, error
 	ss.prepared = s.preparedPages
 	return ss, nil
 }
+
+// searchPage reads a page without a count.
+//
+// The caller's owned collections (ownedCollections) come from what the
+// store last read of them, and the page's statement goes with the
+// statement that reads them again, in one round trip: where they still
+// agree, the page is the one planned for them; where they do not (the
+// caller's first item in a collection, or its last one deleted, by any
+// server), the page is read again for the new ones. A caller the store
+// knows nothing of yet, a page with a residual filter (read in chunks)
+// and a page under another plan_cache_mode read them first, as compile
+// does.
+//
+// The arms of whole collections read their partitions by name (see
+// armSource): a generic plan then covers those only, and a plan for the
+// values is made without pruning the others.
+func (s *Store) searchPage(ctx context.Context, q *search.Query) ([]*catalog.Item, error) {
+	owned, known := s.knownOwned(q)
+	byName := true
+	for attempt := 0; ; attempt++ {
+		var (
+			ss  *searchSQL
+			err error
+		)
+		if known {
+			ss, err = s.compileOwned(q, owned)
+		} else {
+			ss, err = s.compile(ctx, q)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if known && ss.prepared && ss.residual == nil {
+			ss.probe = q.Access.Owner
+		}
+		if colls := ss.armCollections(); byName && len(colls) > 0 {
+			if ss.parts, err = s.partitions(ctx, colls); err != nil {
+				return nil, err
+			}
+		}
+		ss.generic = ss.generic && (ss.arms == nil || ss.parts != nil)
+		items, probed, err := s.readPage(ctx, ss)
+		switch {
+		case pgCode(err) == codeUndefinedTable && ss.parts != nil && attempt < 2:
+			// A collection was deleted (by another server) since its
+			// partition was looked up: forget them, and plan for the
+			// values this once.
+			s.forgetPartitions()
+			byName = false
+			continue
+		case err != nil:
+			return nil, err
+		case ss.probe != "" && !slices.Equal(probed, owned):
+			s.rememberOwned(ss.probe, probed)
+			owned = probed
+			if attempt >= 2 {
+				// They keep changing: read them first.
+				known = false
+			}
+			continue
+		}
+		return items, nil
+	}
+}
+
+// knownOwned returns what the store last read of the collections in
+// which the caller of a search owns items (ownedCollections); known is
+// false when it has read nothing for this caller, or the search has no
+// owner to ask for.
+func (s *Store) knownOwned(q *search.Query) (owned []string, known bool) {
+	if q.Access == nil || q.Access.Owner == "" {
+		return nil, false
+	}
+	s.ownersMu.Lock()
+	defer s.ownersMu.Unlock()
+	owned, known = s.owners[q.Access.Owner]
+	return owned, known
+}
+
+// rememberOwned keeps what the store read of an owner's collections,
+// for knownOwned. The memory is bounded: past 10,000 owners it starts
+// anew.
+func (s *Store) rememberOwned(owner string, owned []string) {
+	s.ownersMu.Lock()
+	defer s.ownersMu.Unlock()
+	if s.owners == nil || len(s.owners) >= 10000 {
+		s.owners = map[string][]string{}
+	}
+	s.owners[owner] = owned
+}
+
+// ownedSQL reads the collections in which an owner owns items, in order.
+const ownedSQL = `SELECT collection FROM item_owners WHERE owner = $1 ORDER BY collection`
 
 // ownedCollections returns the collections in which the caller of a
 // search owns items of its own (item_owners, migration 0019), nil for a
@@ -600,7 +684,7 @@ func (s *Store) ownedCollections(ctx context.Context, q *search.Query) ([]string
 	if q.Access == nil || q.Access.Owner == "" {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT collection FROM item_owners WHERE owner = $1`, q.Access.Owner)
+	rows, err := s.pool.Query(ctx, ownedSQL, q.Access.Owner)
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -608,6 +692,7 @@ func (s *Store) ownedCollections(ctx context.Context, q *search.Query) ([]string
 	if err != nil {
 		return nil, dbError(err)
 	}
+	s.rememberOwned(q.Access.Owner, owned)
 	return owned, nil
 }
 
@@ -738,18 +823,21 @@ func (ss *searchSQL) cursor() (*search.Cursor, bool) {
 	return ss.q.After, false
 }
 
-// readPage reads a page outside a transaction: on a generic plan when
-// the statement allows (see genericPage), else as page does.
-func (s *Store) readPage(ctx context.Context, ss *searchSQL) ([]*catalog.Item, error) {
-	if !ss.generic {
-		return ss.page(ctx, s.pool)
+// readPage reads a page outside a transaction, and with it the
+// collections the statement's probe owner owns (ss.probe, ""  for none):
+// on a generic plan when the statement allows (see batchPage), else as
+// page does.
+func (s *Store) readPage(ctx context.Context, ss *searchSQL) (items []*catalog.Item, owned []string, err error) {
+	if !ss.generic && ss.probe == "" {
+		items, err = ss.page(ctx, s.pool)
+		return items, nil, err
 	}
 	cur, backward := ss.cursor()
 	sql, args, err := ss.pageSQL(cur, backward, ss.q.Limit+1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return genericPage(ctx, s.pool, sql, args)
+	return batchPage(ctx, s.pool, ss.generic, ss.probe, sql, args)
 }
 
 // page reads up to Limit+1 matching rows in the read order.
@@ -1057,43 +1145,66 @@ func (s *Store) forgetPartitions() {
 	s.partsMu.Unlock()
 }
 
-// genericPage reads a page whose statement reads the same partitions
-// whatever its values (searchSQL.generic) through a prepared statement
-// with a generic plan, made on a connection's first such page and kept
-// with the statement: planning such a statement over its partitions and
-// their dozen indexes each cost about 0.3 ms of a 1.5 ms first page, and
-// a plan for its values would be the same plan. The server's connections
-// plan each execution for its values (plan_cache_mode, see Open), so the
-// statement runs in a read-only transaction that says otherwise, sent
-// with it in one round trip.
-func genericPage(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) ([]*catalog.Item, error) {
+// batchPage reads a page in one round trip with what goes with it:
+//
+// A generic statement (searchSQL.generic: it reads the same partitions
+// whatever its values) runs on a generic plan, made on a connection's
+// first such page and kept with the prepared statement: planning such a
+// statement over its partitions and their dozen indexes each cost about
+// 0.3 ms of a 1.5 ms first page, and a plan for its values would be the
+// same plan. The server's connections plan each execution for its values
+// (plan_cache_mode, see Open), so the statement runs in a read-only
+// transaction that says otherwise.
+//
+// With a probe owner, the statement that reads the owner's collections
+// (ownedSQL) goes first, and owned is its answer (see searchPage).
+func batchPage(ctx context.Context, pool *pgxpool.Pool, generic bool, probe string, sql string, args []any) (items []*catalog.Item, owned []string, err error) {
 	b := &pgx.Batch{}
-	b.Queue("BEGIN READ ONLY")
-	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+	if generic {
+		b.Queue("BEGIN READ ONLY")
+		b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+	}
+	if probe != "" {
+		b.Queue(ownedSQL, probe)
+	}
 	b.Queue(sql, args...)
-	b.Queue("COMMIT")
+	if generic {
+		b.Queue("COMMIT")
+	}
 	br := pool.SendBatch(ctx, b)
 	defer func() { _ = br.Close() }()
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			return nil, dbError(err)
+	if generic {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return nil, nil, dbError(err)
+			}
+		}
+	}
+	if probe != "" {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, nil, dbError(err)
+		}
+		if owned, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, nil, dbError(err)
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, searchError(err)
+		return nil, nil, searchError(err)
 	}
-	items, err := pgx.CollectRows(rows, collectSearchItem)
-	if err != nil {
-		return nil, searchError(err)
+	if items, err = pgx.CollectRows(rows, collectSearchItem); err != nil {
+		return nil, nil, searchError(err)
 	}
-	if _, err := br.Exec(); err != nil {
-		return nil, dbError(err)
+	if generic {
+		if _, err := br.Exec(); err != nil {
+			return nil, nil, dbError(err)
+		}
 	}
 	if err := br.Close(); err != nil {
-		return nil, dbError(err)
+		return nil, nil, dbError(err)
 	}
-	return items, nil
+	return items, owned, nil
 }
 
 // preparedPages reports whether search pages may keep their statements

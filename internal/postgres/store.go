@@ -41,6 +41,10 @@ type Store struct {
 	// preparedPages is set when search pages keep their statements
 	// prepared on the connections (see preparedPages).
 	preparedPages bool
+	// owners are the collections where each owner owns items, as last
+	// read (see knownOwned).
+	ownersMu sync.Mutex
+	owners   map[string][]string
 }
 
 var _ catalog.Store = (*Store)(nil)
