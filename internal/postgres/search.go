@@ -68,8 +68,10 @@ type searchSQL struct {
 	// generic is set when the page statement reads the same partitions
 	// whatever its values: no condition but the states (and the page
 	// cursor) and no residual; every partition without access rules, and
-	// under them the partitions the arms name (see armSource). Its plan
-	// is then made once per connection (see genericPage).
+	// under them the partitions the arms name (see armSource), and
+	// shared_items where a walk of it finds the caller's shares soon (see
+	// sharedWalk). Its plan is then made once per connection (see
+	// batchPage).
 	generic bool
 	// parts are the partitions (collection → table) that the access
 	// arms of whole collections read (see armSource); nil otherwise.
@@ -80,6 +82,9 @@ type searchSQL struct {
 	// probe is the owner whose owned collections the page reads again
 	// with its statement (see searchPage); "" for none.
 	probe string
+	// walk is set on a generic statement whose arm of shared items must
+	// walk shared_items in the page order (see sharedWalk, batchPage).
+	walk bool
 }
 
 // everyMatch returns the search as statements that read every match
@@ -258,9 +263,17 @@ func accessArms(args *sqlArgs, a *search.Access, only, owned []string) []accessA
 	}
 	if len(shared) > 0 {
 		slices.Sort(shared)
+		n := 0
+		for _, sh := range a.Shares {
+			for _, r := range sh.Items {
+				if slices.Contains(shared, r.Collection) {
+					n++
+				}
+			}
+		}
 		c := "(readers && " + args.add(a.SharePolicies()) + "::text[] AND state <> 'draft' AND collection = ANY(" +
 			args.add(shared) + "::text[]))"
-		arms, covered = append(arms, accessArm{cond: c, shared: true}), append(covered, c)
+		arms, covered = append(arms, accessArm{cond: c, shared: true, shares: n}), append(covered, c)
 	}
 	if owned = within(owned); a.Owner != "" && len(owned) > 0 {
 		// items_owner_idx serves this arm, over the partitions of owned
@@ -286,6 +299,9 @@ type accessArm struct {
 	colls []string
 	// owned is set on the arm of the caller's own items.
 	owned bool
+	// shares is how many items the shares name in the collections the
+	// arm of shared items reads (at most: some may be drafts, or gone).
+	shares int
 }
 
 // armSource returns the FROM source and WHERE clause that read one arm's
@@ -570,17 +586,67 @@ func (s *Store) compile(ctx context.Context, q *search.Query) (*searchSQL, error
 	if err != nil {
 		return nil, err
 	}
-	return s.compileOwned(q, owned)
+	return s.compileOwned(ctx, q, owned)
 }
 
 // compileOwned is compile with the caller's owned collections given.
-func (s *Store) compileOwned(q *search.Query, owned []string) (*searchSQL, error) {
+func (s *Store) compileOwned(ctx context.Context, q *search.Query, owned []string) (*searchSQL, error) {
 	ss, err := compileSearch(q, owned)
 	if err != nil {
 		return nil, err
 	}
 	ss.prepared = s.preparedPages
+	if !ss.generic && ss.residual == nil && len(ss.where) == 1 && indexOrder(q.Sort) &&
+		slices.ContainsFunc(ss.arms, func(a accessArm) bool { return a.shared }) {
+		rows, err := s.sharedRows(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ss.generic = sharedWalk(ss.arms, q.Limit+1, rows)
+		ss.walk = ss.generic
+	}
 	return ss, nil
+}
+
+// indexOrder reports whether a sort is the order of the order indexes
+// (datetime, id, collection, all one way), which pages can walk.
+func indexOrder(sort []search.SortKey) bool {
+	want := []string{search.PropDatetime, search.PropID, search.PropCollection}
+	if len(sort) != len(want) {
+		return false
+	}
+	for i, k := range sort {
+		if k.Property != want[i] || k.Desc != sort[0].Desc {
+			return false
+		}
+	}
+	return true
+}
+
+// sharedRowsTTL is how long the store keeps its estimate of the rows of
+// shared_items.
+const sharedRowsTTL = time.Minute
+
+// sharedRows returns an estimate of the rows of shared_items, for
+// sharedWalk: the planner's (pg_class.reltuples), or, for a table never
+// analysed, its rows counted up to 100,000; kept for sharedRowsTTL.
+func (s *Store) sharedRows(ctx context.Context) (float64, error) {
+	s.sharedMu.Lock()
+	n, at := s.sharedN, s.sharedAt
+	s.sharedMu.Unlock()
+	if !at.IsZero() && time.Since(at) < sharedRowsTTL {
+		return n, nil
+	}
+	err := s.pool.QueryRow(ctx, `SELECT CASE WHEN reltuples >= 0 THEN reltuples
+  ELSE (SELECT count(*) FROM (SELECT FROM shared_items LIMIT 100000) AS s) END
+FROM pg_class WHERE oid = 'shared_items'::regclass`).Scan(&n)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	s.sharedMu.Lock()
+	s.sharedN, s.sharedAt = n, time.Now()
+	s.sharedMu.Unlock()
+	return n, nil
 }
 
 // searchPage reads a page without a count.
@@ -607,7 +673,7 @@ func (s *Store) searchPage(ctx context.Context, q *search.Query) ([]*catalog.Ite
 			err error
 		)
 		if known {
-			ss, err = s.compileOwned(q, owned)
+			ss, err = s.compileOwned(ctx, q, owned)
 		} else {
 			ss, err = s.compile(ctx, q)
 		}
@@ -617,12 +683,13 @@ func (s *Store) searchPage(ctx context.Context, q *search.Query) ([]*catalog.Ite
 		if known && ss.prepared && ss.residual == nil {
 			ss.probe = q.Access.Owner
 		}
-		if colls := ss.armCollections(); byName && len(colls) > 0 {
+		colls := ss.armCollections()
+		if byName && len(colls) > 0 {
 			if ss.parts, err = s.partitions(ctx, colls); err != nil {
 				return nil, err
 			}
 		}
-		ss.generic = ss.generic && (ss.arms == nil || ss.parts != nil)
+		ss.generic = ss.generic && (len(colls) == 0 || ss.parts != nil)
 		items, probed, err := s.readPage(ctx, ss)
 		switch {
 		case pgCode(err) == codeUndefinedTable && ss.parts != nil && attempt < 2:
@@ -837,7 +904,7 @@ func (s *Store) readPage(ctx context.Context, ss *searchSQL) (items []*catalog.I
 	if err != nil {
 		return nil, nil, err
 	}
-	return batchPage(ctx, s.pool, ss.generic, ss.probe, sql, args)
+	return batchPage(ctx, s.pool, ss, sql, args)
 }
 
 // page reads up to Limit+1 matching rows in the read order.
@@ -1067,15 +1134,48 @@ func postgisInputError(err error) (string, bool) {
 }
 
 // armsByCollection reports whether every access arm reads whole
-// collections (their non-drafts or their drafts). The arms of shared and
-// of owned items are left to plans for their values: how many items a
-// caller has shared with it or owns decides between walking the order
-// index and fetching them through their own index, and a generic plan
-// would choose once for every caller.
+// collections (their non-drafts or their drafts). The arms of owned items
+// are left to plans for their values: how many items a caller owns
+// decides between walking the order index and fetching them through
+// their own index, and a generic plan would choose once for every
+// caller. So is, at first, the arm of shared items: see sharedWalk.
 func armsByCollection(arms []accessArm) bool {
 	for _, a := range arms {
 		if a.shared || a.owned {
 			return false
+		}
+	}
+	return true
+}
+
+// sharedWalkRows bounds how many rows of shared_items a generic walk of
+// the arm of shared items may expect to read beyond the page: about what
+// planning the arm for its values costs (0.15 ms of a reader's first
+// page here, against a few microseconds a row).
+const sharedWalkRows = 256
+
+// sharedWalk reports whether a page statement with no condition but the
+// states and the cursor, whose arms read whole collections and shared
+// items, may run on a generic plan that walks shared_items in the page
+// order (see batchPage): when the caller's shared items are a large
+// enough part of the table's rows (tableRows, an estimate; negative for
+// none) that a walk reads at most sharedWalkRows rows beyond the page.
+// A caller with few shared items in a large table is planned for its
+// values, which fetches them through the readers index and sorts them.
+func sharedWalk(arms []accessArm, page int, tableRows float64) bool {
+	if tableRows < 0 {
+		return false
+	}
+	for _, a := range arms {
+		switch {
+		case a.owned:
+			return false
+		case a.shared:
+			// A walk reads about page × rows / shares rows to find a
+			// page of the caller's shares.
+			if a.shares == 0 || float64(page)*tableRows/float64(a.shares) > float64(page+sharedWalkRows) {
+				return false
+			}
 		}
 	}
 	return true
@@ -1154,15 +1254,21 @@ func (s *Store) forgetPartitions() {
 // 0.3 ms of a 1.5 ms first page, and a plan for its values would be the
 // same plan. The server's connections plan each execution for its values
 // (plan_cache_mode, see Open), so the statement runs in a read-only
-// transaction that says otherwise.
+// transaction that says otherwise. The plan of a statement with an arm
+// of shared items (ss.walk) is made with sorts off, so that it walks
+// shared_items in the page order rather than fetching the caller's
+// shares whole and sorting them, which a generic plan, not knowing how
+// many there are, might prefer (see sharedWalk).
 //
 // With a probe owner, the statement that reads the owner's collections
 // (ownedSQL) goes first, and owned is its answer (see searchPage).
-func batchPage(ctx context.Context, pool *pgxpool.Pool, generic bool, probe string, sql string, args []any) (items []*catalog.Item, owned []string, err error) {
+func batchPage(ctx context.Context, pool *pgxpool.Pool, ss *searchSQL, sql string, args []any) (items []*catalog.Item, owned []string, err error) {
+	generic, probe := ss.generic, ss.probe
 	b := &pgx.Batch{}
 	if generic {
 		b.Queue("BEGIN READ ONLY")
-		b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+		b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_sort', $1, true)",
+			strconv.FormatBool(!ss.walk))
 	}
 	if probe != "" {
 		b.Queue(ownedSQL, probe)

@@ -45,6 +45,11 @@ type Store struct {
 	// read (see knownOwned).
 	ownersMu sync.Mutex
 	owners   map[string][]string
+	// sharedN is the estimate of shared_items' rows read at sharedAt
+	// (see sharedRows).
+	sharedMu sync.Mutex
+	sharedN  float64
+	sharedAt time.Time
 }
 
 var _ catalog.Store = (*Store)(nil)
