@@ -125,15 +125,28 @@ func (s *Store) Migrate(ctx context.Context) error {
 	})
 }
 
-// ensurePostGIS installs PostGIS into schema public unless it is there.
-// Processes that start at once would race on CREATE EXTENSION (one of
-// them failing with a unique violation on the catalog), so they take an
-// advisory lock first; a loser of the race against a process that does
-// not take the lock finds the extension installed and carries on.
+// ensurePostGIS installs PostGIS and btree_gist (GiST operators for
+// plain types: the geometry index also holds start_dt, migration 0023)
+// into schema public unless they are there. Processes that start at once
+// would race on CREATE EXTENSION (one of them failing with a unique
+// violation on the catalog), so they take an advisory lock first; a loser
+// of the race against a process that does not take the lock finds the
+// extension installed and carries on.
 func (s *Store) ensurePostGIS(ctx context.Context) error {
+	for _, ext := range []string{"postgis", "btree_gist"} {
+		if err := s.ensureExtension(ctx, ext); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureExtension installs one extension into schema public unless it is
+// there (see ensurePostGIS).
+func (s *Store) ensureExtension(ctx context.Context, ext string) error {
 	installed := func() (bool, error) {
 		var ok bool
-		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')`).Scan(&ok)
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1)`, ext).Scan(&ok)
 		return ok, dbError(err)
 	}
 	if ok, err := installed(); err != nil || ok {
@@ -143,7 +156,7 @@ func (s *Store) ensurePostGIS(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, postgisLockSQL); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public`)
+		_, err := tx.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS `+pgx.Identifier{ext}.Sanitize()+` SCHEMA public`)
 		return err
 	})
 	switch code := pgCode(err); {
@@ -153,9 +166,9 @@ func (s *Store) ensurePostGIS(ctx context.Context) error {
 		if ok, ierr := installed(); ierr != nil || ok {
 			return ierr
 		}
-	case code == "42501", code == "58P01": // insufficient privilege; no PostGIS files on the server
-		return &catalog.Error{Code: catalog.EINTERNAL, Message: "PostGIS is not installed in the database and cannot be installed by this user; " +
-			"install the PostGIS package and run CREATE EXTENSION postgis as a superuser", Err: err}
+	case code == "42501", code == "58P01": // insufficient privilege; no extension files on the server
+		return &catalog.Error{Code: catalog.EINTERNAL, Message: "the " + ext + " extension is not installed in the database and cannot be installed by this user; " +
+			"install its package (PostGIS; btree_gist comes with PostgreSQL) and run CREATE EXTENSION " + ext + " as a superuser", Err: err}
 	}
 	return dbError(err)
 }

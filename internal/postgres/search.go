@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/twinstac/twinstac/catalog"
@@ -85,6 +86,9 @@ type searchSQL struct {
 	// walk is set on a generic statement whose arm of shared items must
 	// walk shared_items in the page order (see sharedWalk, batchPage).
 	walk bool
+	// winBounds are the bounds of a histogram of start_dt that a spatial
+	// page is read in windows of (see timeWindows); nil for none.
+	winBounds []time.Time
 }
 
 // everyMatch returns the search as statements that read every match
@@ -520,6 +524,9 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*search.Page, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := s.setWindows(ctx, ss); err != nil {
+		return nil, err
+	}
 	// The page and the count read one snapshot: the page's transaction
 	// exports it and the count, on a second connection, imports it, so
 	// that both run at once and agree. Neither is cancelled once it runs
@@ -623,6 +630,297 @@ func indexOrder(sort []search.SortKey) bool {
 	return true
 }
 
+// timeWindows splits time into the windows a spatial page is read in, in
+// the read order (desc: newest first), from the bounds of a histogram of
+// start_dt (pg_stats: ascending, about as many rows between neighbouring
+// bounds). The first window holds an eighth of the histogram's bucket
+// next to the page's start (its newest, or its oldest, or the one where
+// edge falls: the cursor's time, or the interval's end; nil for none),
+// each next one twice as many rows, the last the rest; the first and the
+// last are open (±infinity), so that the windows cover all time whatever
+// the histogram's age: they only decide how much is read at a time.
+// Times inside a bucket are taken as spread evenly. nil without a
+// histogram.
+//
+// A spatial page without windows either walks the order index, testing
+// each row, or fetches every match of the box through the geometry index
+// and sorts them: for a box where a collection is sparse (761 matches in
+// 475,000 items) that read, tested and sorted them all for ten (2–4 ms);
+// windows read the newest matches first (0.13 ms), through the index of
+// (geometry, start_dt) of migration 0023, and where matches are dense the
+// first windows hold few rows.
+func timeWindows(bounds []time.Time, desc bool, edge *time.Time) (lo, hi []pgtype.Timestamptz) {
+	k := float64(len(bounds) - 1)
+	if k < 1 {
+		return nil, nil
+	}
+	at := func(t time.Time) pgtype.Timestamptz { return pgtype.Timestamptz{Time: t, Valid: true} }
+	inf := pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
+	ninf := pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+	var cuts []time.Time
+	if desc {
+		top := k
+		if edge != nil {
+			top = histRank(bounds, *edge)
+		}
+		for step := 0.125; top-step > 0; step *= 2 {
+			cuts = append(cuts, histTime(bounds, top-step))
+		}
+	} else {
+		bottom := 0.0
+		if edge != nil {
+			bottom = histRank(bounds, *edge)
+		}
+		for step := 0.125; bottom+step < k; step *= 2 {
+			cuts = append(cuts, histTime(bounds, bottom+step))
+		}
+	}
+	cuts = slices.Compact(cuts)
+	if len(cuts) == 0 {
+		return nil, nil
+	}
+	if desc {
+		upper := inf
+		for _, c := range cuts {
+			lo, hi = append(lo, at(c)), append(hi, upper)
+			upper = at(c)
+		}
+		return append(lo, ninf), append(hi, upper)
+	}
+	lower := ninf
+	for _, c := range cuts {
+		lo, hi = append(lo, lower), append(hi, at(c))
+		lower = at(c)
+	}
+	return append(lo, lower), append(hi, inf)
+}
+
+// histRank is a time's place in a histogram's bounds, in buckets: 0 at
+// the first bound, one more at each next, in between within a bucket;
+// clamped to the bounds.
+func histRank(bounds []time.Time, t time.Time) float64 {
+	i, _ := slices.BinarySearchFunc(bounds, t, func(b, t time.Time) int { return b.Compare(t) })
+	switch {
+	case i == 0:
+		return 0
+	case i == len(bounds):
+		return float64(len(bounds) - 1)
+	}
+	a, b := bounds[i-1], bounds[i]
+	if !b.After(a) {
+		return float64(i)
+	}
+	return float64(i-1) + float64(t.Sub(a))/float64(b.Sub(a))
+}
+
+// histTime is the time at a place in a histogram's bounds (histRank's
+// inverse), to the microsecond.
+func histTime(bounds []time.Time, r float64) time.Time {
+	i := int(r)
+	if i >= len(bounds)-1 {
+		return bounds[len(bounds)-1]
+	}
+	a, b := bounds[i], bounds[i+1]
+	return a.Add(time.Duration(float64(b.Sub(a)) * (r - float64(i)))).Truncate(time.Microsecond)
+}
+
+// setWindows gives a page statement the histogram its windows are cut
+// from (see timeWindows) when windows beat the plans PostgreSQL chooses
+// from: searches with a bbox or intersects, in the order of the order
+// indexes, without a residual filter, whose box covers a small enough
+// share of the data it reads (see windowed). The statistics are those of
+// the one collection's partition the search reads, or of every partition
+// otherwise.
+func (s *Store) setWindows(ctx context.Context, ss *searchSQL) error {
+	q := ss.q
+	if ss.residual != nil || search.SpatialFilter(q) == nil || !indexOrder(q.Sort) {
+		return nil
+	}
+	boxes, ok := queryBoxes(q)
+	if !ok {
+		return nil
+	}
+	colls := q.Collections
+	if len(colls) == 0 && ss.arms != nil {
+		colls = ss.armCollections()
+	}
+	table := ""
+	if len(colls) == 1 {
+		parts, err := s.partitions(ctx, colls)
+		if err != nil {
+			return err
+		}
+		table = parts[colls[0]]
+	}
+	st, err := s.spatialStats(ctx, table)
+	if err != nil || !windowed(boxes, st.parts, q.Limit+1) {
+		return err
+	}
+	ss.winBounds = st.bounds
+	return nil
+}
+
+// windowed reports whether a page is better read in time windows than by
+// the plans PostgreSQL chooses from: walking the order index and testing
+// each row, or fetching every match of the box and sorting them. A walk
+// expects to read page / f rows, f being the share of the data inside
+// the box (of the partitions' extents, the data taken as spread evenly);
+// the box holds f × rows. Where the walk would read more than the box
+// holds, windows read the box's newest rows first: a window's index scan
+// visits about the box's entries, few for a small box. For a large box
+// (the benchmark's q8: Germany, 5–9 % of the collections' extents) the
+// walk stays: each window's scan would visit a large part of the box.
+func windowed(boxes [][4]float64, parts []partStats, page int) bool {
+	var rows, inBox float64
+	for _, p := range parts {
+		if !p.extent || p.rows <= 0 {
+			continue
+		}
+		area := (p.box[2] - p.box[0]) * (p.box[3] - p.box[1])
+		share := 1.0
+		if area > 0 {
+			share = 0
+			for _, b := range boxes {
+				w, h := min(b[2], p.box[2])-max(b[0], p.box[0]), min(b[3], p.box[3])-max(b[1], p.box[1])
+				if w > 0 && h > 0 {
+					share += w * h / area
+				}
+			}
+		}
+		rows += p.rows
+		inBox += min(share, 1) * p.rows
+	}
+	if rows == 0 {
+		return false
+	}
+	f := inBox / rows
+	return f*f*rows < float64(page)
+}
+
+// queryBoxes returns the bounds of a search's bbox and intersects
+// geometry ([w, s, e, n] each; a bbox across the antimeridian is two; the
+// smaller of the two when both are given); ok is false without either,
+// or for a geometry without positions.
+func queryBoxes(q *search.Query) (boxes [][4]float64, ok bool) {
+	if q.BBox != nil {
+		w, s, e, n := search.Corners(q.BBox)
+		s, n = min(s, n), max(s, n)
+		if w <= e {
+			boxes = append(boxes, [4]float64{w, s, e, n})
+		} else {
+			boxes = append(boxes, [4]float64{w, s, 180, n}, [4]float64{-180, s, e, n})
+		}
+	}
+	if q.Intersects != nil {
+		g, err := catalog.ParseGeometry("intersects", q.Intersects)
+		if err != nil || g.Empty() {
+			return nil, false
+		}
+		w, s, e, n := search.Corners(catalog.GeometryBBox(g))
+		if boxes == nil || (e-w)*(n-s) < boxesArea(boxes) {
+			boxes = [][4]float64{{w, s, e, n}}
+		}
+	}
+	return boxes, boxes != nil
+}
+
+func boxesArea(boxes [][4]float64) float64 {
+	a := 0.0
+	for _, b := range boxes {
+		a += (b[2] - b[0]) * (b[3] - b[1])
+	}
+	return a
+}
+
+// statsTTL is how long the store keeps the statistics of its partitions.
+const statsTTL = time.Minute
+
+// spatialStats are the statistics of some partitions that windows are
+// chosen and cut by: a histogram of start_dt, and each partition's rows
+// and the extent of its geometries.
+type spatialStats struct {
+	bounds []time.Time
+	parts  []partStats
+	at     time.Time
+}
+
+type partStats struct {
+	rows   float64
+	box    [4]float64
+	extent bool // box is known
+}
+
+// spatialStats returns the statistics of a partition ("": of every
+// partition of items), from what ANALYZE (or autovacuum) last gathered,
+// kept for statsTTL: pg_stats' histogram of start_dt, pg_class's rows,
+// PostGIS's estimated extent. Several partitions' histograms are merged,
+// each bound weighing its partition's rows. No histogram without
+// statistics.
+func (s *Store) spatialStats(ctx context.Context, table string) (*spatialStats, error) {
+	s.histMu.Lock()
+	h, ok := s.hists[table]
+	s.histMu.Unlock()
+	if ok && time.Since(h.at) < statsTTL {
+		return h, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.reltuples, e.b IS NOT NULL, COALESCE(ST_XMin(e.b), 0), COALESCE(ST_YMin(e.b), 0),
+  COALESCE(ST_XMax(e.b), 0), COALESCE(ST_YMax(e.b), 0),
+  (SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
+    WHERE schemaname = current_schema() AND tablename = c.relname AND attname = 'start_dt' AND NOT inherited)
+FROM pg_class c CROSS JOIN LATERAL (SELECT ST_EstimatedExtent(current_schema(), c.relname, 'geometry') AS b) AS e
+WHERE c.relnamespace = current_schema()::regnamespace AND CASE WHEN $1 <> '' THEN c.relname = $1
+  ELSE c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'items'::regclass) END`, table)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	type weighted struct {
+		t time.Time
+		w float64
+	}
+	var (
+		out    = &spatialStats{at: time.Now()}
+		p      partStats
+		bounds []time.Time
+		all    []weighted
+		total  float64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&p.rows, &p.extent, &p.box[0], &p.box[1], &p.box[2], &p.box[3], &bounds}, func() error {
+		out.parts = append(out.parts, p)
+		if len(bounds) > 1 && p.rows > 0 {
+			w := p.rows / float64(len(bounds))
+			for _, b := range bounds {
+				all = append(all, weighted{b, w})
+			}
+			total += p.rows
+		}
+		return nil
+	}); err != nil {
+		return nil, dbError(err)
+	}
+	if len(all) > 0 {
+		slices.SortFunc(all, func(a, b weighted) int { return a.t.Compare(b.t) })
+		// A hundred buckets of about as many rows each.
+		const buckets = 100
+		out.bounds = append(out.bounds, all[0].t)
+		cum, next := 0.0, 1
+		for _, x := range all {
+			cum += x.w
+			for next < buckets && cum >= total*float64(next)/buckets {
+				out.bounds = append(out.bounds, x.t)
+				next++
+			}
+		}
+		out.bounds = append(out.bounds, all[len(all)-1].t)
+	}
+	s.histMu.Lock()
+	if s.hists == nil || len(s.hists) > 10000 {
+		s.hists = map[string]*spatialStats{}
+	}
+	s.hists[table] = out
+	s.histMu.Unlock()
+	return out, nil
+}
+
 // sharedRowsTTL is how long the store keeps its estimate of the rows of
 // shared_items.
 const sharedRowsTTL = time.Minute
@@ -690,6 +988,9 @@ func (s *Store) searchPage(ctx context.Context, q *search.Query) ([]*catalog.Ite
 			}
 		}
 		ss.generic = ss.generic && (len(colls) == 0 || ss.parts != nil)
+		if err := s.setWindows(ctx, ss); err != nil {
+			return nil, err
+		}
 		items, probed, err := s.readPage(ctx, ss)
 		switch {
 		case pgCode(err) == codeUndefinedTable && ss.parts != nil && attempt < 2:
@@ -849,10 +1150,43 @@ func (ss *searchSQL) pageSQL(cur *search.Cursor, backward bool, n int) (string, 
 	}
 	limit := args.add(n)
 	arms := ss.armsOrNone()
+	var lo, hi string
+	if ss.winBounds != nil {
+		// Windows past the page's first row (the cursor's, or for the
+		// newest first the interval's end) would be empty.
+		desc := ss.q.Sort[0].Desc != backward
+		var edge *time.Time
+		if cur != nil {
+			if t, ok := cur.Keys[0].(time.Time); ok {
+				edge = &t
+			}
+		}
+		if end := ss.q.End; desc && end != nil && (edge == nil || end.Before(*edge)) {
+			edge = end
+		}
+		if winLo, winHi := timeWindows(ss.winBounds, desc, edge); winLo != nil {
+			lo, hi = args.add(winLo), args.add(winHi)
+		}
+	}
+	// armSQL reads one arm's rows in the read order, up to the page size.
+	// With windows, the arm is read window by window, in the read order,
+	// until the page is full: a LATERAL subquery per window, each ordered
+	// and limited, which PostgreSQL runs one window after the other and
+	// stops running when the outer LIMIT is met (see timeWindows).
+	armSQL := func(arm accessArm) string {
+		from, where := ss.armSource(arm, extra...)
+		if lo == "" || arm.shared || arm.owned {
+			return `SELECT ` + searchColumns + ` FROM ` + from + ` WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + limit
+		}
+		return `SELECT w.* FROM unnest(` + lo + `::timestamptz[], ` + hi + `::timestamptz[]) AS win(lo, hi) CROSS JOIN LATERAL (SELECT ` +
+			searchColumns + ` FROM ` + from + ` WHERE ` + where + ` AND start_dt >= win.lo AND start_dt < win.hi ORDER BY ` + order +
+			` LIMIT ` + limit + `) AS w LIMIT ` + limit
+	}
 	if len(arms) == 1 {
-		from, where := ss.armSource(arms[0], extra...)
-		return `SELECT ` + searchColumns + ` FROM ` + from + ` WHERE ` + where +
-			` ORDER BY ` + order + ` LIMIT ` + limit, args.list, nil
+		if lo == "" {
+			return armSQL(arms[0]), args.list, nil
+		}
+		return `SELECT ` + searchColumns + ` FROM (` + armSQL(arms[0]) + `) AS items ORDER BY ` + order + ` LIMIT ` + limit, args.list, nil
 	}
 	// Several access arms: each is read on its own, in the read order and
 	// up to the page size, and the pages are merged. One OR of the arms
@@ -861,9 +1195,7 @@ func (ss *searchSQL) pageSQL(cur *search.Cursor, backward bool, n int) (string, 
 	// items of others would walk every partition's order index.
 	parts := make([]string, len(arms))
 	for i, arm := range arms {
-		from, where := ss.armSource(arm, extra...)
-		parts[i] = `(SELECT ` + searchColumns + ` FROM ` + from + ` WHERE ` + where +
-			` ORDER BY ` + order + ` LIMIT ` + limit + `)`
+		parts[i] = `(` + armSQL(arm) + `)`
 	}
 	return `SELECT ` + searchColumns + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) AS arms ORDER BY ` +
 		order + ` LIMIT ` + limit, args.list, nil
@@ -1084,6 +1416,9 @@ func searchError(err error) error {
 func (s *Store) ExplainSearch(ctx context.Context, q *search.Query, analyze, count bool) (string, error) {
 	ss, err := s.compile(ctx, q)
 	if err != nil {
+		return "", err
+	}
+	if err := s.setWindows(ctx, ss); err != nil {
 		return "", err
 	}
 	cur, backward := ss.cursor()

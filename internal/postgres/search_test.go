@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,7 +109,10 @@ func TestSpatialEstimate(t *testing.T) {
 		t.Fatal(err)
 	}
 	boxOnly := expectedRows(t, plan)
-	q := search.Query{BBox: box, Limit: 10}
+	// Sorted by a property, the page is not read in time windows (see
+	// TestSearchWindows): the plan's first node below the Limit holds the
+	// estimate of every match.
+	q := search.Query{BBox: box, Limit: 10, Sort: []search.SortKey{{Property: "platform"}}}
 	if err := search.Prepare(&q); err != nil {
 		t.Fatal(err)
 	}
@@ -352,4 +358,120 @@ func TestSearchGenericPlan(t *testing.T) {
 	if p := search1(search.Query{Limit: 10, Access: both}); len(p.Items) != 10 || p.Items[0].ID != "d2" || p.Items[1].ID != "i29" {
 		t.Fatalf("reader of c and the new d: %d items, first %v", len(p.Items), p.Items)
 	}
+}
+
+// TestSearchWindows checks spatial pages read in time windows (after an
+// ANALYZE, which gives start_dt its histograms) against the reference
+// search, page by page, forwards and backwards: boxes where matches are
+// dense and sparse, a polygon, one collection, a datetime interval, a
+// reader's arm, and the ascending order.
+func TestSearchWindows(t *testing.T) {
+	t.Parallel()
+	s, _ := openSchemaStore(t, "")
+	insertCollection(t, s, "c1")
+	insertCollection(t, s, "c2")
+	rng := rand.New(rand.NewPCG(7, 11))
+	var items []*catalog.Item
+	for i := range 600 {
+		coll := []string{"c1", "c2"}[i%2]
+		// Dense near (10, 50), sparse elsewhere; some items share a time.
+		x, y := 10+rng.Float64()*2, 50+rng.Float64()*2
+		if rng.IntN(4) == 0 {
+			x, y = rng.Float64()*4, 40+rng.Float64()*4
+		}
+		d := 0.05 + rng.Float64()*0.3
+		dt := t0.Add(time.Duration(rng.IntN(700)) * 24 * time.Hour)
+		if i%50 == 0 {
+			dt = t0
+		}
+		geom := fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%g,%g],[%g,%g],[%g,%g],[%g,%g],[%g,%g]]]}`,
+			x, y, x+d, y+d/3, x+d, y+d, x, y+d/2, x, y)
+		items = append(items, storetest.NewItem(t, coll, fmt.Sprintf("i%03d", i), dt, geom, catalog.StatePublished))
+	}
+	if err := s.Update(t.Context(), func(tx catalog.Tx) error {
+		for _, it := range items {
+			if err := tx.InsertItem(t.Context(), it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(t.Context(), `ANALYZE items`); err != nil {
+		t.Fatal(err)
+	}
+	pentagon := json.RawMessage(`{"type":"Polygon","coordinates":[[[9.5,49.5],[11,49.8],[12.5,51],[11,52.5],[9.6,51],[9.5,49.5]]]}`)
+	end := t0.Add(300 * 24 * time.Hour)
+	asc := []search.SortKey{{Property: search.PropDatetime}}
+	cases := []struct {
+		name    string
+		q       search.Query
+		windows bool
+	}{
+		{"dense box", search.Query{BBox: []float64{10, 50, 12, 52}}, true},
+		{"sparse box", search.Query{BBox: []float64{0.5, 40.5, 2, 42}}, true},
+		{"polygon", search.Query{Intersects: pentagon}, true},
+		{"one collection", search.Query{BBox: []float64{0, 40, 4, 44}, Collections: []string{"c2"}}, true},
+		{"interval", search.Query{BBox: []float64{10, 50, 12, 52}, End: &end}, true},
+		{"reader", search.Query{BBox: []float64{10, 50, 12, 52}, Access: &search.Access{Collections: []string{"c1"}}}, true},
+		{"ascending", search.Query{BBox: []float64{10, 50, 12, 52}, Sort: asc}, true},
+		// A box over all the data: a walk reads less than the box holds.
+		{"large box", search.Query{BBox: []float64{-1, 39, 13, 53}}, false},
+	}
+	for _, c := range cases {
+		q := c.q
+		q.Limit = 7
+		if err := search.Prepare(&q); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := s.ExplainSearch(t.Context(), &q, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(plan, "Function Scan on win") != c.windows {
+			t.Fatalf("%s: read in windows %v, want %v:\n%s", c.name, !c.windows, c.windows, plan)
+		}
+		var pages []*search.Page
+		cur := q
+		for n := 0; ; n++ {
+			got, err := s.Search(t.Context(), &cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, err := search.Run(&cur, items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := pageIDs(got), pageIDs(want); !slices.Equal(g, w) || n > 100 {
+				t.Fatalf("%s, page %d: %v, want %v", c.name, n, g, w)
+			}
+			pages = append(pages, got)
+			if got.Next == nil {
+				break
+			}
+			cur.After, cur.Before = got.Next, nil
+		}
+		if len(pages) < 2 {
+			t.Fatalf("%s: one page only", c.name)
+		}
+		for i := len(pages) - 1; i > 0; i-- {
+			cur.After, cur.Before = nil, pages[i].Prev
+			got, err := s.Search(t.Context(), &cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := pageIDs(got), pageIDs(pages[i-1]); !slices.Equal(g, w) {
+				t.Fatalf("%s, page %d read backwards: %v, want %v", c.name, i-1, g, w)
+			}
+		}
+	}
+}
+
+func pageIDs(p *search.Page) []string {
+	out := make([]string, len(p.Items))
+	for i, it := range p.Items {
+		out[i] = it.ID
+	}
+	return out
 }

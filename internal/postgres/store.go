@@ -50,6 +50,9 @@ type Store struct {
 	sharedMu sync.Mutex
 	sharedN  float64
 	sharedAt time.Time
+	// hists are the statistics of partitions read (see spatialStats).
+	histMu sync.Mutex
+	hists  map[string]*spatialStats
 }
 
 var _ catalog.Store = (*Store)(nil)
