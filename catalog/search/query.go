@@ -283,3 +283,15 @@ func Corners(b []float64) (w, s, e, n float64) {
 	}
 	return b[0], b[1], b[2], b[3]
 }
+
+// Rects returns the rectangles [west, south, east, north] of a 4- or
+// 6-number bbox in the plane: one whose west edge lies east of its east
+// edge crosses the antimeridian and is two.
+func Rects(b []float64) [][4]float64 {
+	w, s, e, n := Corners(b)
+	s, n = min(s, n), max(s, n)
+	if w <= e {
+		return [][4]float64{{w, s, e, n}}
+	}
+	return [][4]float64{{min(w, 180), s, max(w, 180), n}, {min(-180, e), s, max(-180, e), n}}
+}

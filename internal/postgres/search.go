@@ -803,13 +803,7 @@ func windowed(boxes [][4]float64, parts []partStats, page int) bool {
 // or for a geometry without positions.
 func queryBoxes(q *search.Query) (boxes [][4]float64, ok bool) {
 	if q.BBox != nil {
-		w, s, e, n := search.Corners(q.BBox)
-		s, n = min(s, n), max(s, n)
-		if w <= e {
-			boxes = append(boxes, [4]float64{w, s, e, n})
-		} else {
-			boxes = append(boxes, [4]float64{w, s, 180, n}, [4]float64{-180, s, e, n})
-		}
+		boxes = search.Rects(q.BBox)
 	}
 	if q.Intersects != nil {
 		g, err := catalog.ParseGeometry("intersects", q.Intersects)
@@ -857,10 +851,7 @@ type partStats struct {
 // each bound weighing its partition's rows. No histogram without
 // statistics.
 func (s *Store) spatialStats(ctx context.Context, table string) (*spatialStats, error) {
-	s.histMu.Lock()
-	h, ok := s.hists[table]
-	s.histMu.Unlock()
-	if ok && time.Since(h.at) < statsTTL {
+	if h, ok := s.stats.get(table); ok && time.Since(h.at) < statsTTL {
 		return h, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT c.reltuples, e.b IS NOT NULL, COALESCE(ST_XMin(e.b), 0), COALESCE(ST_YMin(e.b), 0),
@@ -912,12 +903,7 @@ WHERE c.relnamespace = current_schema()::regnamespace AND CASE WHEN $1 <> '' THE
 		}
 		out.bounds = append(out.bounds, all[len(all)-1].t)
 	}
-	s.histMu.Lock()
-	if s.hists == nil || len(s.hists) > 10000 {
-		s.hists = map[string]*spatialStats{}
-	}
-	s.hists[table] = out
-	s.histMu.Unlock()
+	s.stats.put(table, out)
 	return out, nil
 }
 
@@ -997,13 +983,13 @@ func (s *Store) searchPage(ctx context.Context, q *search.Query) ([]*catalog.Ite
 			// A collection was deleted (by another server) since its
 			// partition was looked up: forget them, and plan for the
 			// values this once.
-			s.forgetPartitions()
+			s.parts.reset()
 			byName = false
 			continue
 		case err != nil:
 			return nil, err
 		case ss.probe != "" && !slices.Equal(probed, owned):
-			s.rememberOwned(ss.probe, probed)
+			s.owners.put(ss.probe, probed)
 			owned = probed
 			if attempt >= 2 {
 				// They keep changing: read them first.
@@ -1023,22 +1009,7 @@ func (s *Store) knownOwned(q *search.Query) (owned []string, known bool) {
 	if q.Access == nil || q.Access.Owner == "" {
 		return nil, false
 	}
-	s.ownersMu.Lock()
-	defer s.ownersMu.Unlock()
-	owned, known = s.owners[q.Access.Owner]
-	return owned, known
-}
-
-// rememberOwned keeps what the store read of an owner's collections,
-// for knownOwned. The memory is bounded: past 10,000 owners it starts
-// anew.
-func (s *Store) rememberOwned(owner string, owned []string) {
-	s.ownersMu.Lock()
-	defer s.ownersMu.Unlock()
-	if s.owners == nil || len(s.owners) >= 10000 {
-		s.owners = map[string][]string{}
-	}
-	s.owners[owner] = owned
+	return s.owners.get(q.Access.Owner)
 }
 
 // ownedSQL reads the collections in which an owner owns items, in order.
@@ -1060,7 +1031,7 @@ func (s *Store) ownedCollections(ctx context.Context, q *search.Query) ([]string
 	if err != nil {
 		return nil, dbError(err)
 	}
-	s.rememberOwned(q.Access.Owner, owned)
+	s.owners.put(q.Access.Owner, owned)
 	return owned, nil
 }
 
@@ -1536,15 +1507,13 @@ func (ss *searchSQL) armCollections() []string {
 func (s *Store) partitions(ctx context.Context, colls []string) (map[string]string, error) {
 	out := make(map[string]string, len(colls))
 	var missing []string
-	s.partsMu.Lock()
 	for _, c := range colls {
-		if t, ok := s.parts[c]; ok {
+		if t, ok := s.parts.get(c); ok {
 			out[c] = t
 		} else {
 			missing = append(missing, c)
 		}
 	}
-	s.partsMu.Unlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -1562,22 +1531,10 @@ func (s *Store) partitions(ctx context.Context, colls []string) (map[string]stri
 	if len(out) < len(colls) {
 		return nil, nil
 	}
-	s.partsMu.Lock()
-	if s.parts == nil || len(s.parts) > 10000 {
-		s.parts = map[string]string{}
-	}
 	for _, c := range missing {
-		s.parts[c] = out[c]
+		s.parts.put(c, out[c])
 	}
-	s.partsMu.Unlock()
 	return out, nil
-}
-
-// forgetPartitions empties the cache of partitions.
-func (s *Store) forgetPartitions() {
-	s.partsMu.Lock()
-	s.parts = nil
-	s.partsMu.Unlock()
 }
 
 // batchPage reads a page in one round trip with what goes with it:

@@ -37,16 +37,7 @@ func TestSearchCountCost(t *testing.T) {
 	for i := range 400 {
 		list = append(list, storetest.NewItem(t, "c", fmt.Sprintf("i%03d", i), t0.Add(time.Duration(i)*time.Minute), "null", catalog.StatePublished))
 	}
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error {
-		for _, it := range list {
-			if err := tx.InsertItem(t.Context(), it); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, list...)
 	analyze()
 	postgres.SetCountCostLimit(s, 0.001)
 	count := func(ids []string) *int64 {
@@ -182,9 +173,7 @@ func TestSearchPagesUnprepared(t *testing.T) {
 	s, _ := openSchemaStore(t, "&pool_max_conns=1&plan_cache_mode=auto")
 	insertCollection(t, s, "c")
 	it := storetest.NewItem(t, "c", "i1", t0, "null", catalog.StatePublished)
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), it) }); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, it)
 	for range 7 {
 		q := search.Query{Limit: 10, Collections: []string{"c"}}
 		if err := search.Prepare(&q); err != nil {
@@ -255,9 +244,7 @@ func TestSearchGenericPlan(t *testing.T) {
 	// Under read rules the statement names the partitions it reads.
 	insertCollection(t, s, "d")
 	d := storetest.NewItem(t, "d", "d1", t0.Add(time.Hour), "null", catalog.StatePublished)
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), d) }); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, d)
 	reader := &search.Access{Collections: []string{"c"}}
 	if p := search1(search.Query{Limit: 10, Access: reader}); len(p.Items) != 10 || p.Items[0].ID != "i29" {
 		t.Fatalf("reader of c: %d items, first %v", len(p.Items), p.Items)
@@ -326,9 +313,7 @@ func TestSearchGenericPlan(t *testing.T) {
 	search1(search.Query{Limit: 10, Access: owner}) // olga owns nothing yet: the arm of c only
 	generic, custom = plans()
 	mine := storetest.Sealed(t, "d", `{"type":"Feature","id":"o1","geometry":null,"properties":{"datetime":"2024-06-01T12:00:00Z","dt:owner":"olga"}}`, catalog.StatePublished)
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), mine) }); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, mine)
 	if p := search1(search.Query{Limit: 10, Access: owner}); len(p.Items) != 10 || p.Items[0].ID != "o1" {
 		t.Fatalf("olga's search: %d items, first %v", len(p.Items), p.Items)
 	}
@@ -352,9 +337,7 @@ func TestSearchGenericPlan(t *testing.T) {
 	}
 	insertCollection(t, s, "d")
 	d2 := storetest.NewItem(t, "d", "d2", t0.Add(2*time.Hour), "null", catalog.StatePublished)
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error { return tx.InsertItem(t.Context(), d2) }); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, d2)
 	if p := search1(search.Query{Limit: 10, Access: both}); len(p.Items) != 10 || p.Items[0].ID != "d2" || p.Items[1].ID != "i29" {
 		t.Fatalf("reader of c and the new d: %d items, first %v", len(p.Items), p.Items)
 	}
@@ -388,16 +371,7 @@ func TestSearchWindows(t *testing.T) {
 			x, y, x+d, y+d/3, x+d, y+d, x, y+d/2, x, y)
 		items = append(items, storetest.NewItem(t, coll, fmt.Sprintf("i%03d", i), dt, geom, catalog.StatePublished))
 	}
-	if err := s.Update(t.Context(), func(tx catalog.Tx) error {
-		for _, it := range items {
-			if err := tx.InsertItem(t.Context(), it); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.InsertItems(t, s, items...)
 	if _, err := s.Pool().Exec(t.Context(), `ANALYZE items`); err != nil {
 		t.Fatal(err)
 	}

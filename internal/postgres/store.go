@@ -36,23 +36,20 @@ type Store struct {
 	// countCostOverride, when positive, replaces countCostLimit (tests).
 	countCostOverride float64
 	// parts caches the partition of each collection (see partitions).
-	partsMu sync.Mutex
-	parts   map[string]string
+	parts memo[string]
 	// preparedPages is set when search pages keep their statements
 	// prepared on the connections (see preparedPages).
 	preparedPages bool
 	// owners are the collections where each owner owns items, as last
 	// read (see knownOwned).
-	ownersMu sync.Mutex
-	owners   map[string][]string
+	owners memo[[]string]
 	// sharedN is the estimate of shared_items' rows read at sharedAt
 	// (see sharedRows).
 	sharedMu sync.Mutex
 	sharedN  float64
 	sharedAt time.Time
-	// hists are the statistics of partitions read (see spatialStats).
-	histMu sync.Mutex
-	hists  map[string]*spatialStats
+	// stats are the statistics of partitions read (see spatialStats).
+	stats memo[*spatialStats]
 }
 
 var _ catalog.Store = (*Store)(nil)

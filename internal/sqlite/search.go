@@ -304,12 +304,11 @@ func bboxBoxes(b *cql2.BBox) ([]box, bool) {
 		}
 		nums[i] = f
 	}
-	w, s, e, n := search.Corners(nums)
-	s, n = min(s, n), max(s, n)
-	if w <= e {
-		return []box{{w, s, e, n}}, true
+	var out []box
+	for _, r := range search.Rects(nums) {
+		out = append(out, box(r))
 	}
-	return []box{{min(w, 180), s, max(w, 180), n}, {min(-180, e), s, max(-180, e), n}}, true
+	return out, true
 }
 
 // geoJSONEnvelope returns the bounds of a GeoJSON geometry's positions in

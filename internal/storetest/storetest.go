@@ -152,6 +152,13 @@ func insertCollection(t *testing.T, s catalog.Store, id string) *catalog.Collect
 	return c
 }
 
+// InsertItems inserts items in one transaction, failing the test on an
+// error.
+func InsertItems(t *testing.T, s catalog.Store, items ...*catalog.Item) {
+	t.Helper()
+	insertItems(t, s, items...)
+}
+
 func insertItems(t *testing.T, s catalog.Store, items ...*catalog.Item) {
 	t.Helper()
 	mustUpdate(t, s, func(tx catalog.Tx) error {
